@@ -1,0 +1,1 @@
+"""Device drivers: transports (MQTT, Modbus), vendor profiles as data, and simulators (drivers/sim)."""

@@ -1,0 +1,160 @@
+"""Poll one Modbus device through its profile: block reads → decoded Readings, offline detection.
+
+A timeout or lost connection ends the device's cycle at once, so a dead unit id costs its neighbours on
+the same bus at most one timeout per cycle. An exception reply means the device is alive: the block is
+counted and skipped, the rest of the map is still read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from drivers.blocks import Block, plan_blocks
+from drivers.errors import DriverConnectionError, DriverError, DriverProtocolError, DriverTimeout
+from drivers.profiles.schema import ModbusProfile
+from drivers.registers import decode_nibbles, decode_point
+from drivers.stats import DeviceStats
+from drivers.transports.modbus import ModbusEndpoint
+from gateway.model import Clock, Envelope, Item, Quality, Reading, Source, Value
+
+log = logging.getLogger(__name__)
+Emit = Callable[[Envelope], Awaitable[None]]
+
+
+class ModbusDeviceDriver:
+    """One device behind an endpoint. `run` loops forever; `poll_once` is one cycle (used by tests)."""
+
+    def __init__(
+        self,
+        estate: str,
+        device: str,
+        profile: ModbusProfile,
+        endpoint: ModbusEndpoint,
+        unit_id: int,
+        poll_interval: float,
+        offline_after: int,
+        stats: DeviceStats,
+        clock: Clock,
+    ) -> None:
+        self.estate, self.device, self.profile = estate, device, profile
+        self.endpoint, self.unit_id = endpoint, unit_id
+        self.poll_interval, self.offline_after = poll_interval, offline_after
+        self.stats, self.clock = stats, clock
+        self.blocks = plan_blocks(profile)
+        self._failures = 0
+        self._online: bool | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.estate}/{self.device}"
+
+    async def run(self, emit: Emit) -> None:
+        next_due = self.clock.monotonic()
+        while True:
+            await self.poll_once(emit)
+            next_due += self.poll_interval
+            delay = next_due - self.clock.monotonic()
+            if delay < 0:  # fell behind (slow device): do not burst to catch up
+                next_due, delay = self.clock.monotonic(), 0.0
+            await asyncio.sleep(delay)
+
+    async def poll_once(self, emit: Emit) -> None:
+        self.stats.polls += 1
+        ts_ns = int(self.clock.now() * 1e9)
+        items: list[Item] = []
+        values: dict[str, Value] = {}
+        alive = False
+        for block in self.blocks:
+            try:
+                words = await self.endpoint.read(block.table, block.address, block.count, self.unit_id)  # type: ignore[arg-type]
+            except DriverProtocolError as exc:
+                alive = True  # it answered, with an exception
+                reason = f"exception_{exc.exception_code}" if exc.exception_code is not None else "protocol"
+                self._count_error(reason, exc, block)
+                continue
+            except (DriverTimeout, DriverConnectionError) as exc:
+                self._count_error("timeout" if isinstance(exc, DriverTimeout) else "connection", exc, block)
+                alive = False
+                items.clear()
+                break
+            alive = True
+            self._decode_block(block, words, ts_ns, items, values)
+        self._derive(ts_ns, items, values)
+        if alive:
+            self.stats.last_seen = self.clock.now()
+        self._track_online(alive, ts_ns, items)
+        if items:
+            self.stats.readings += len(items)
+            await emit(Envelope(items))
+
+    def _count_error(self, reason: str, exc: DriverError, block: Block) -> None:
+        self.stats.error(reason)
+        if self._online is not False:  # log while we still think it is up; silence once offline
+            log.warning(
+                "%s: %s reading %s@%d+%d: %s", self.name, reason, block.table, block.address, block.count, exc
+            )
+
+    def _decode_block(
+        self,
+        block: Block,
+        words: list[int] | list[bool],
+        ts_ns: int,
+        items: list[Item],
+        values: dict[str, Value],
+    ) -> None:
+        for point in block.points:
+            offset = point.address - block.address
+            chunk = [int(w) for w in words[offset : offset + point.words]]
+            decoded = decode_point(chunk, point, self.profile)
+            if decoded.value is None:
+                self.stats.error("bad_value")
+                items.append(Reading(ts_ns, self.estate, self.device, point.name, 0, point.unit, Quality.BAD))
+                continue
+            values[point.name] = decoded.value
+            items.append(Reading(ts_ns, self.estate, self.device, point.name, decoded.value, point.unit))
+        nib = self.profile.alarm_nibbles
+        if nib is not None and not block.points:
+            first = nib.first_address - block.address
+            codes = decode_nibbles([int(w) for w in words[first:]], len(nib.names))
+            for name, code in zip(nib.names, codes, strict=False):
+                label = nib.codes.get(code, f"code_{code}")
+                items.append(Reading(ts_ns, self.estate, self.device, f"alarm.{name}", label))
+
+    def _derive(self, ts_ns: int, items: list[Item], values: dict[str, Value]) -> None:
+        for name, rule in self.profile.derived.items():
+            source = values.get(rule.source)
+            if isinstance(source, int | float) and not isinstance(source, bool):
+                items.append(
+                    Reading(
+                        ts_ns,
+                        self.estate,
+                        self.device,
+                        name,
+                        source < rule.below,
+                        "",
+                        Quality.GOOD,
+                        Source.DERIVED,
+                    )
+                )
+
+    def _track_online(self, alive: bool, ts_ns: int, items: list[Item]) -> None:
+        if alive:
+            self._failures = 0
+            if self._online is not True:
+                if self._online is False:
+                    log.info("%s: back online", self.name)
+                self._set_online(True, ts_ns, items)
+            return
+        self._failures += 1
+        if self._failures >= self.offline_after and self._online is not False:
+            log.warning("%s: offline after %d failed polls", self.name, self._failures)
+            self._set_online(False, ts_ns, items)
+
+    def _set_online(self, online: bool, ts_ns: int, items: list[Item]) -> None:
+        self._online = online
+        self.stats.online = online
+        items.append(
+            Reading(ts_ns, self.estate, self.device, "online", online, "", Quality.GOOD, Source.DERIVED)
+        )

@@ -1,0 +1,95 @@
+"""Play every device of a site config: Modbus servers grouped by endpoint, MQTT devices by topic."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from drivers.profiles import ModbusProfile, MqttProfile, ProfileLibrary
+from drivers.sim.generator import GeneratorModel
+from drivers.sim.modbus_server import DeviceFault, ModbusSimServer, RegisterModel
+from drivers.sim.mqtt_device import MqttDeviceSimulator
+from drivers.sim.points import PointsModel
+from gateway.config import GatewayConfig
+
+
+def _topic_base(topic_filter: str) -> str:
+    levels = topic_filter.split("/")
+    while levels and levels[-1] in ("+", "#"):
+        levels.pop()
+    return "/".join(levels)
+
+
+class SimulationHost:
+    """Start with `async with SimulationHost(config)`; drive with `apply(device, action, args)`."""
+
+    def __init__(self, config: GatewayConfig, heartbeat_interval: float = 5.0) -> None:
+        library = ProfileLibrary(config.profile_dirs)
+        self.models: dict[str, RegisterModel] = {}
+        self.mqtt_devices: dict[str, MqttDeviceSimulator] = {}
+        endpoints: dict[tuple[str, int], dict[int, RegisterModel]] = {}
+        for estate in config.estates:
+            for device in estate.devices:
+                profile = library.get(device.profile)
+                if isinstance(profile, ModbusProfile) and device.modbus is not None:
+                    model: RegisterModel = (
+                        GeneratorModel(profile)
+                        if profile.family.value == "generator"
+                        else PointsModel(profile)
+                    )
+                    self.models[device.id] = model
+                    key = (device.modbus.host, device.modbus.port)
+                    endpoints.setdefault(key, {})[device.modbus.unit_id] = model
+                elif isinstance(profile, MqttProfile) and device.mqtt is not None:
+                    self.mqtt_devices[device.id] = MqttDeviceSimulator(
+                        config.mqtt.host, config.mqtt.port, _topic_base(device.mqtt.topic), heartbeat_interval
+                    )
+        self.servers = [ModbusSimServer(host, port, units) for (host, port), units in endpoints.items()]
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stack = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> SimulationHost:
+        for server in self.servers:
+            await server.start()
+        for sim in self.mqtt_devices.values():
+            await self._stack.enter_async_context(sim)
+            self._tasks.append(asyncio.create_task(sim.heartbeats()))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._stack.aclose()
+        for server in self.servers:
+            await server.stop()
+
+    async def apply(self, device: str, action: str, args: dict[str, Any]) -> None:
+        if device in self.models:
+            model = self.models[device]
+            if action == "set":
+                for name, value in args.items():
+                    if isinstance(model, PointsModel):
+                        model.values[name] = value
+                    else:
+                        setattr(model, name, value)
+            elif action == "mains" and isinstance(model, GeneratorModel):
+                model.set_mains(bool(args.get("ok", True)))
+            elif action == "fault":
+                model.fault = DeviceFault(**args)
+            else:
+                raise ValueError(f"{device}: action {action!r} does not apply to a Modbus device")
+            return
+        sim = self.mqtt_devices.get(device)
+        if sim is None:
+            raise ValueError(f"no simulated device {device!r}")
+        if action == "event":
+            extra = {k: v for k, v in args.items() if k != "kind"}
+            await sim.event(str(args["kind"]), **extra)
+        elif action == "publish":
+            await sim.publish(str(args["channel"]), args.get("payload", {}))
+        elif action == "silent":
+            sim.silent = bool(args.get("on", True))
+        else:
+            raise ValueError(f"{device}: action {action!r} does not apply to an MQTT device")

@@ -1,0 +1,1 @@
+"""Transports shared by the drivers: Modbus TCP (pymodbus) and MQTT (aiomqtt over paho)."""

@@ -1,0 +1,137 @@
+"""One Modbus TCP connection per endpoint, shared by every unit id behind it.
+
+Requests on one connection are serialised with a lock (one RS-485 bus behind a converter cannot carry
+two at once). pymodbus' own reconnect is switched off: the endpoint reconnects on demand with backoff,
+so a dead endpoint costs one refused connect per backoff period, not one per poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Literal
+
+from pymodbus import FramerType
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+
+from drivers.errors import DriverConnectionError, DriverProtocolError, DriverTimeout
+
+log = logging.getLogger(__name__)
+Table = Literal["coil", "discrete", "holding", "input"]
+
+
+class ModbusEndpoint:
+    """A shared client for host:port. Use `read` and `write_*`; they raise the DriverError tree."""
+
+    def __init__(
+        self, host: str, port: int, timeout: float, framer: Literal["socket", "rtu"] = "socket"
+    ) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self._client = AsyncModbusTcpClient(
+            host,
+            port=port,
+            framer=FramerType.RTU if framer == "rtu" else FramerType.SOCKET,
+            timeout=timeout,
+            retries=0,
+            reconnect_delay=0,  # we reconnect ourselves, with backoff
+            name=f"modbus-{host}:{port}",
+        )
+        self._lock = asyncio.Lock()
+        self._backoff = 0.0
+        self._next_connect = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def _ensure_connected(self) -> None:
+        if self._client.connected:
+            return
+        now = time.monotonic()
+        if now < self._next_connect:
+            raise DriverConnectionError(
+                f"{self.label}: not connected (next attempt in {self._next_connect - now:.1f}s)"
+            )
+        try:
+            ok = await asyncio.wait_for(self._client.connect(), self.timeout + 1.0)
+        except (TimeoutError, OSError, ModbusException) as exc:
+            ok = False
+            log.debug("modbus connect %s failed: %r", self.label, exc)
+        if not ok:
+            self._backoff = min(max(self._backoff * 2, 0.5), 30.0)
+            self._next_connect = time.monotonic() + self._backoff
+            raise DriverConnectionError(f"{self.label}: connection failed")
+        self._backoff = 0.0
+
+    async def read(self, table: Table, address: int, count: int, unit: int) -> list[int] | list[bool]:
+        """Read a block. Registers come back as 16-bit words, coils/discretes as bools."""
+        async with self._lock:
+            await self._ensure_connected()
+            try:
+                call = {
+                    "holding": self._client.read_holding_registers,
+                    "input": self._client.read_input_registers,
+                    "coil": self._client.read_coils,
+                    "discrete": self._client.read_discrete_inputs,
+                }[table]
+                # pymodbus has its own timeout; ours is a backstop against a hung transaction.
+                reply = await asyncio.wait_for(
+                    call(address, count=count, device_id=unit), self.timeout * 2 + 1
+                )
+            except (ModbusIOException, TimeoutError) as exc:
+                raise DriverTimeout(f"{self.label} unit {unit}: no reply in {self.timeout}s") from exc
+            except (ConnectionException, OSError) as exc:
+                self._client.close()
+                raise DriverConnectionError(f"{self.label}: {exc}") from exc
+            except ModbusException as exc:
+                raise DriverProtocolError(f"{self.label} unit {unit}: {exc}") from exc
+        if reply.isError():
+            code = getattr(reply, "exception_code", None)
+            raise DriverProtocolError(f"{self.label} unit {unit}: exception code {code}", code)
+        if table in ("coil", "discrete"):
+            return list(reply.bits[:count])
+        registers = list(reply.registers)
+        if len(registers) != count:
+            raise DriverProtocolError(
+                f"{self.label} unit {unit}: asked {count} registers, got {len(registers)}"
+            )
+        return registers
+
+    async def write_registers(self, address: int, values: list[int], unit: int) -> None:
+        async with self._lock:
+            await self._ensure_connected()
+            try:
+                reply = await asyncio.wait_for(
+                    self._client.write_registers(address, values, device_id=unit), self.timeout * 2 + 1
+                )
+            except (ModbusIOException, TimeoutError) as exc:
+                raise DriverTimeout(f"{self.label} unit {unit}: no reply to write") from exc
+            except (ConnectionException, OSError) as exc:
+                self._client.close()
+                raise DriverConnectionError(f"{self.label}: {exc}") from exc
+        if reply.isError():
+            code = getattr(reply, "exception_code", None)
+            raise DriverProtocolError(f"{self.label} unit {unit}: write refused, exception {code}", code)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class EndpointPool:
+    """Endpoints by (host, port): devices on the same converter share one connection."""
+
+    def __init__(self) -> None:
+        self._endpoints: dict[tuple[str, int], ModbusEndpoint] = {}
+
+    def get(self, host: str, port: int, timeout: float) -> ModbusEndpoint:
+        key = (host, port)
+        endpoint = self._endpoints.get(key)
+        if endpoint is None:
+            endpoint = self._endpoints[key] = ModbusEndpoint(host, port, timeout)
+        return endpoint
+
+    def close(self) -> None:
+        for endpoint in self._endpoints.values():
+            endpoint.close()

@@ -1,0 +1,6 @@
+"""The alert core: rules turn readings and events into alarm transitions (the only place that decides)."""
+
+from gateway.alerts.engine import AlertEngine, DeviceInfo
+from gateway.alerts.rules import Transition, compile_rules, load_default_rules
+
+__all__ = ["AlertEngine", "DeviceInfo", "Transition", "compile_rules", "load_default_rules"]

@@ -1,0 +1,178 @@
+"""The rule engine: readings and events in, alarm transitions out. Pure and synchronous.
+
+Rules are indexed by (estate, device, point) and (estate, device, "event:"+kind), so a reading costs a
+dict look-up plus the rules that watch that point, however many rules an estate has. Delays run on the
+injected clock's monotonic time (an NTP step cannot shorten or lengthen an on-delay); transition
+timestamps use wall time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from gateway.alerts.rules import RuleInstance, Transition, compile_rules
+from gateway.config.schema import RuleConfig
+from gateway.model import Clock, DeviceEvent, Quality, Reading, Value
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What the engine needs to know of a configured device."""
+
+    estate: str
+    device: str
+    family: str
+    location: str = ""
+    heartbeat_timeout: float | None = None
+    points: tuple[str, ...] = ()  # the profile's point names, for glob rules
+
+
+@dataclass
+class _DeviceState:
+    info: DeviceInfo
+    values: dict[str, Value] = field(default_factory=dict)
+    last_seen: float = 0.0  # monotonic
+    absent: bool = False
+
+
+class AlertEngine:
+    """Evaluates every rule instance against the latest values of its device."""
+
+    def __init__(self, rules: Iterable[RuleConfig], devices: Iterable[DeviceInfo], clock: Clock) -> None:
+        self.clock = clock
+        device_list = list(devices)
+        start = clock.monotonic()
+        self._devices = {(d.estate, d.device): _DeviceState(d, last_seen=start) for d in device_list}
+        self.instances = compile_rules(rules, device_list)
+        self._by_point: dict[tuple[str, str, str], list[RuleInstance]] = {}
+        self._by_event: dict[tuple[str, str, str], list[RuleInstance]] = {}
+        for inst in self.instances:
+            if inst.rule.kind == "event":
+                for kind in inst.rule.events or ():
+                    self._by_event.setdefault((inst.estate, inst.device, kind), []).append(inst)
+            for point in inst.watched:
+                self._by_point.setdefault((inst.estate, inst.device, point), []).append(inst)
+        self._by_key = {inst.key: inst for inst in self.instances}
+        self._timed: set[RuleInstance] = set()
+        self._watch_absence = [s for s in self._devices.values() if s.info.heartbeat_timeout]
+        self.unknown_items = 0
+        self.processed = 0
+
+    # -- restart ---------------------------------------------------------------------------------
+    def restore_active(self, keys: Iterable[str]) -> None:
+        """Mark alarms the store says are active, so a restart neither re-raises nor forgets them."""
+        for key in keys:
+            inst = self._by_key.get(key)
+            if inst is not None:
+                inst.active = True
+
+    # -- input -----------------------------------------------------------------------------------
+    def process(self, item: Reading | DeviceEvent) -> list[Transition]:
+        self.processed += 1
+        state = self._devices.get((item.estate, item.device))
+        if state is None:
+            self.unknown_items += 1
+            return []
+        now = self.clock.monotonic()
+        out: list[Transition] = []
+        state.last_seen = now
+        if state.absent and not (isinstance(item, Reading) and item.point == "online"):
+            state.absent = False
+            self._set(state, "online", True, now, out)
+        if isinstance(item, Reading):
+            if item.quality is Quality.GOOD:
+                self._set(state, item.point, item.value, now, out)
+            else:
+                state.values.pop(item.point, None)  # unknown, not frozen: rules on it hold
+        else:
+            self._event(state, item, now, out)
+        return out
+
+    def _set(self, state: _DeviceState, point: str, value: Value, now: float, out: list[Transition]) -> None:
+        state.values[point] = value
+        for inst in self._by_point.get((state.info.estate, state.info.device, point), ()):
+            self._evaluate(inst, state.values, now, out)
+
+    def _event(self, state: _DeviceState, event: DeviceEvent, now: float, out: list[Transition]) -> None:
+        for inst in self._by_event.get((event.estate, event.device, event.kind), ()):
+            value: Value | None = event.attributes.get("card") or event.attributes.get("plate") or event.kind
+            if not inst.active:
+                out.append(inst.transition(True, self.clock.now(), state.values, value))
+            if inst.rule.clear_after > 0:
+                inst.clear_due = now + inst.rule.clear_after
+                self._timed.add(inst)
+            elif inst.active:
+                # Momentary: active and back to normal at once; the incident stays unacked (unack_rtn).
+                out.append(inst.transition(False, self.clock.now(), state.values, value))
+
+    # -- time ------------------------------------------------------------------------------------
+    def tick(self) -> list[Transition]:
+        """Fire due on/off delays, event clears and heartbeat absences. Call a few times a second."""
+        now = self.clock.monotonic()
+        out: list[Transition] = []
+        for state in self._watch_absence:
+            timeout = state.info.heartbeat_timeout
+            if timeout and not state.absent and now - state.last_seen > timeout:
+                state.absent = True
+                self._set(state, "online", False, now, out)
+        for inst in list(self._timed):
+            if inst.clear_due is not None and now >= inst.clear_due:
+                inst.clear_due = None
+                self._timed.discard(inst)
+                if inst.active:
+                    out.append(inst.transition(False, self.clock.now(), {}))
+                continue
+            state = self._devices[(inst.estate, inst.device)]
+            self._evaluate(inst, state.values, now, out)
+        return out
+
+    def _evaluate(
+        self, inst: RuleInstance, values: dict[str, Value], now: float, out: list[Transition]
+    ) -> None:
+        if inst.rule.kind == "event":
+            return
+        cond = inst.condition(values)
+        rule = inst.rule
+        if not inst.active:
+            inst.pending_off = None
+            if cond is not True:
+                inst.pending_on = None
+                self._timed.discard(inst)
+                return
+            if rule.on_delay > 0:
+                if inst.pending_on is None:
+                    inst.pending_on = now
+                if now - inst.pending_on < rule.on_delay:
+                    self._timed.add(inst)
+                    return
+            self._timed.discard(inst)
+            out.append(inst.transition(True, self.clock.now(), values))
+            return
+        inst.pending_on = None
+        if cond is not False:
+            inst.pending_off = None
+            self._timed.discard(inst)
+            return
+        if rule.off_delay > 0:
+            if inst.pending_off is None:
+                inst.pending_off = now
+            if now - inst.pending_off < rule.off_delay:
+                self._timed.add(inst)
+                return
+        self._timed.discard(inst)
+        out.append(inst.transition(False, self.clock.now(), values))
+
+    def online(self, estate: str, device: str) -> bool | None:
+        """The core's view: explicit 'online' readings, heartbeat absence; None until first heard of."""
+        state = self._devices.get((estate, device))
+        if state is None:
+            return None
+        online = state.values.get("online")
+        if isinstance(online, bool):
+            return online
+        return True if state.values else None
+
+    @property
+    def rule_count(self) -> int:
+        return len(self.instances)

@@ -1,0 +1,192 @@
+"""The configuration schema. Every field says what it is; unknown keys are errors (extra="forbid")."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from gateway.model import Family, Priority
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+def _port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError("must be 1..65535")
+    return value
+
+
+def _hours(value: str) -> str:
+    match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)", value)
+    if not match:
+        raise ValueError("must look like HH:MM-HH:MM, e.g. 06:00-23:00")
+    return value
+
+
+Port = Annotated[int, AfterValidator(_port)]
+Ident = Annotated[str, Field(pattern=_ID)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LocalizedText(_Strict):
+    zh: str = Field(description="Chinese (zh-CN) text, shown first")
+    en: str = Field(description="English text")
+
+
+class ModbusEndpointConfig(_Strict):
+    host: str = Field(description="Modbus TCP host (a device or an RS-485-to-TCP converter)")
+    port: Port = Field(502, description="TCP port")
+    unit_id: int = Field(1, ge=0, le=255, description="Modbus unit (slave) id behind the endpoint")
+    timeout: float = Field(1.0, gt=0, le=30, description="Seconds to wait for one reply")
+    retries: int = Field(0, ge=0, le=5, description="Immediate retries of a failed request in one poll")
+
+
+class MqttDeviceConfig(_Strict):
+    topic: str = Field(
+        description="Topic filter the device publishes under, e.g. estate/sunshine/access_gate/gate-n/#"
+    )
+
+
+class DeviceConfig(_Strict):
+    id: Ident = Field(description="Unique within the estate")
+    family: Family = Field(description="Device family")
+    profile: str = Field(description="Vendor profile name (drivers/profiles/<name>.yaml)")
+    name: LocalizedText | None = Field(None, description="Display name")
+    location: str = Field("", description="Where it is, e.g. '3号楼 地下室 配电房'")
+    zone: str = Field("", description="Zone or building used to correlate alarms")
+    poll_interval: float = Field(1.0, gt=0, le=3600, description="Seconds between Modbus polls")
+    offline_after: int = Field(3, ge=1, le=100, description="Failed polls (Modbus) before 'offline'")
+    heartbeat_timeout: float | None = Field(
+        None, gt=0, description="Seconds of silence (MQTT) after which the device is offline"
+    )
+    modbus: ModbusEndpointConfig | None = Field(None, description="Modbus transport")
+    mqtt: MqttDeviceConfig | None = Field(None, description="MQTT transport")
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> DeviceConfig:
+        if (self.modbus is None) == (self.mqtt is None):
+            raise ValueError("give exactly one transport: 'modbus' or 'mqtt'")
+        return self
+
+
+class EstateConfig(_Strict):
+    id: Ident = Field(description="Estate id used in topics, tags and URLs")
+    name: LocalizedText = Field(description="Estate name in Chinese and English")
+    timezone: str = Field("Asia/Shanghai", description="IANA timezone for schedules and reports")
+    gate_hours: Annotated[str, AfterValidator(_hours)] = Field(
+        "06:00-23:00", description="Pedestrian-gate opening hours"
+    )
+    devices: list[DeviceConfig] = Field(default_factory=list, description="Devices of this estate")
+
+    @model_validator(mode="after")
+    def _unique_devices(self) -> EstateConfig:
+        seen: set[str] = set()
+        for device in self.devices:
+            if device.id in seen:
+                raise ValueError(f"device id {device.id!r} appears twice")
+            seen.add(device.id)
+        return self
+
+
+Op = Literal["<", "<=", ">", ">=", "==", "!="]
+
+
+class ConditionConfig(_Strict):
+    """A guard on another point of the same device (e.g. only while the engine is running)."""
+
+    point: str = Field(description="Point name of the same device")
+    is_in: list[str | float | int | bool] | None = Field(None, alias="in", description="Allowed values")
+    not_in: list[str | float | int | bool] | None = Field(None, description="Forbidden values")
+
+
+class RuleConfig(_Strict):
+    """A rule on one family or one device. Kinds: threshold, state, event, offline."""
+
+    id: Ident = Field(description="Rule id; the same id in the site file replaces a shipped default")
+    kind: Literal["threshold", "state", "event", "offline"] = Field(description="Rule kind")
+    family: Family | None = Field(None, description="Applies to every device of this family")
+    device: str | None = Field(None, description="Applies to this device only (estate/device or device)")
+    point: str | None = Field(None, description="Point watched (threshold, state)")
+    op: Op | None = Field(None, description="Comparison (threshold)")
+    limit: float | None = Field(None, description="Limit (threshold)")
+    deadband: float = Field(0.0, ge=0, description="Hysteresis before the alarm clears (threshold)")
+    values: list[str | float | int | bool] | None = Field(None, description="Alarm values (state)")
+    events: list[str] | None = Field(None, description="Event kinds that raise it (event)")
+    clear_after: float = Field(0.0, ge=0, description="Event alarms return to normal after s (0: at ack)")
+    on_delay: float = Field(0.0, ge=0, description="Seconds the condition must hold before alarming")
+    off_delay: float = Field(0.0, ge=0, description="Seconds the condition must be gone before clearing")
+    when: ConditionConfig | None = Field(None, description="Only evaluate while this holds")
+    priority: Priority = Field(description="Alarm priority")
+    message: LocalizedText = Field(description="Alarm text; {device}, {value}, {location} are filled")
+    enabled: bool = Field(True, description="False switches a shipped default off")
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> RuleConfig:
+        if self.kind not in {"event", "offline"} and not self.point:
+            raise ValueError(f"a {self.kind} rule needs 'point'")
+        if self.kind == "threshold" and (self.op is None or self.limit is None):
+            raise ValueError("a threshold rule needs 'op' and 'limit'")
+        if self.kind == "state" and not self.values:
+            raise ValueError("a state rule needs 'values'")
+        if self.kind == "event" and not self.events:
+            raise ValueError("an event rule needs 'events'")
+        if self.family is None and self.device is None:
+            raise ValueError("a rule needs 'family' or 'device'")
+        return self
+
+
+class MqttBrokerConfig(_Strict):
+    host: str = Field("127.0.0.1", description="Broker host")
+    port: Port = Field(1883, description="Broker port")
+    username: str | None = Field(None, description="User name")
+    password: str | None = Field(None, description="Password; write ${ENV_VAR} to keep it out of the file")
+    client_id: str = Field("estate-gateway", description="Fixed id: the broker keeps our session by it")
+    keepalive: int = Field(30, ge=5, le=3600, description="Keepalive seconds")
+    session_expiry: int = Field(3600, ge=0, description="Seconds the broker keeps our session offline")
+
+
+class StoreConfig(_Strict):
+    kind: Literal["sqlite"] = Field("sqlite", description="Store engine (PostgreSQL arrives with issue 10)")
+    path: str = Field("var/estate-gateway.db", description="SQLite file; relative to the working dir")
+
+
+Role = Literal["viewer", "operator", "supervisor", "admin"]
+
+
+class ApiTokenConfig(_Strict):
+    """A bearer token for a machine client or a console user (full user accounts arrive with issue 7)."""
+
+    name: str = Field(description="Who holds it; recorded in the audit trail")
+    token: str = Field(min_length=16, description="The secret; write ${ENV_VAR}, never the value")
+    role: Role = Field("viewer", description="viewer reads; operator and above may acknowledge")
+    estates: list[str] = Field(default_factory=lambda: ["*"], description="Estate ids it may see; * = all")
+
+
+class ApiConfig(_Strict):
+    host: str = Field("127.0.0.1", description="Bind address")
+    port: int = Field(8080, ge=0, le=65535, description="Port; 0 picks a free one")
+    enabled: bool = Field(True, description="Serve the HTTP API")
+    tokens: list[ApiTokenConfig] = Field(default_factory=list, description="Bearer tokens allowed in")
+
+
+class GatewayConfig(_Strict):
+    gateway_id: Ident = Field("gw-1", description="This instance's id (status topic, logs)")
+    mqtt: MqttBrokerConfig = Field(default_factory=MqttBrokerConfig, description="Broker for device traffic")
+    store: StoreConfig = Field(default_factory=StoreConfig, description="Incident store")
+    api: ApiConfig = Field(default_factory=ApiConfig, description="HTTP API")
+    profile_dirs: list[str] = Field(default_factory=list, description="Extra folders of user profiles")
+    estates: list[EstateConfig] = Field(description="Estates this gateway serves")
+    rules: list[RuleConfig] = Field(default_factory=list, description="Site rules, added to the defaults")
+
+    @model_validator(mode="after")
+    def _unique_estates(self) -> GatewayConfig:
+        ids = [estate.id for estate in self.estates]
+        dupes = {i for i in ids if ids.count(i) > 1}
+        if dupes:
+            raise ValueError(f"estate ids appear twice: {sorted(dupes)}")
+        return self

@@ -1,0 +1,77 @@
+"""The one path through which incident state changes: alarm transitions and operator actions.
+
+Each change is decided in memory (IncidentManager), committed to the store, and only then published to
+the live feed and reported to the caller. A lock serialises the core and the API so the in-memory view
+and the store never disagree. If the commit fails, the in-memory view is reloaded from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from gateway.alerts.rules import Transition
+from gateway.incidents.feed import IncidentFeed
+from gateway.incidents.manager import IncidentChange, IncidentError, IncidentManager
+from gateway.model import Clock, Incident
+from gateway.store.base import IncidentQuery, Store, StoreError
+
+log = logging.getLogger(__name__)
+
+
+class IncidentService:
+    def __init__(self, store: Store, clock: Clock, feed: IncidentFeed | None = None) -> None:
+        self.store, self.clock = store, clock
+        self.feed = feed or IncidentFeed()
+        self.manager = IncidentManager()
+        self._lock = asyncio.Lock()
+        self.opened = 0
+
+    async def start(self) -> list[str]:
+        """Load unresolved incidents; returns the alarm keys that are still active (for the engine)."""
+        self.manager = IncidentManager()
+        self.manager.load(await self.store.load_unresolved())
+        return self.manager.active_keys()
+
+    async def apply(self, transitions: list[Transition]) -> list[IncidentChange]:
+        if not transitions:
+            return []
+        async with self._lock:
+            changes: list[IncidentChange] = []
+            for transition in transitions:
+                change = self.manager.apply(transition)
+                if change is not None:
+                    changes.append(change)
+            await self._commit(changes)
+            self.opened += sum(1 for c in changes if c.new)
+            return changes
+
+    async def acknowledge(self, incident_id: int, user: str, source: str = "", note: str = "") -> Incident:
+        async with self._lock:
+            change = self.manager.acknowledge(incident_id, user, self.clock.now(), source, note)
+            if change is not None:
+                await self._commit([change])
+                return change.incident
+        incident = await self.store.get_incident(incident_id)
+        if incident is None:
+            raise IncidentError(f"incident {incident_id} not found")
+        return incident
+
+    async def _commit(self, changes: list[IncidentChange]) -> None:
+        if not changes:
+            return
+        try:
+            await self.store.commit(changes)
+        except StoreError:
+            log.exception("store commit failed; reloading unresolved incidents from the store")
+            self.manager = IncidentManager()
+            self.manager.load(await self.store.load_unresolved())
+            raise
+        self.manager.committed(changes)
+        self.feed.publish(changes)
+
+    async def get(self, incident_id: int) -> Incident | None:
+        return await self.store.get_incident(incident_id)
+
+    async def list(self, query: IncidentQuery) -> list[Incident]:
+        return await self.store.list_incidents(query)

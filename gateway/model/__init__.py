@@ -1,0 +1,39 @@
+"""Canonical types every stage agrees on (DESIGN §3). Nothing here does I/O."""
+
+from gateway.model.clock import Clock, ManualClock, SystemClock
+from gateway.model.types import (
+    Alarm,
+    AlarmState,
+    DeviceEvent,
+    Envelope,
+    Family,
+    Incident,
+    IncidentState,
+    Item,
+    Priority,
+    Quality,
+    Reading,
+    Source,
+    TimelineEntry,
+    Value,
+)
+
+__all__ = [
+    "Alarm",
+    "AlarmState",
+    "Clock",
+    "DeviceEvent",
+    "Envelope",
+    "Family",
+    "Incident",
+    "IncidentState",
+    "Item",
+    "ManualClock",
+    "Priority",
+    "Quality",
+    "Reading",
+    "Source",
+    "SystemClock",
+    "TimelineEntry",
+    "Value",
+]

@@ -1,0 +1,158 @@
+"""Readings, events, alarms and incidents (DESIGN §3).
+
+Readings and events are slotted dataclasses: they are created once per device sample on the hot path.
+Timestamps are UTC; `ts_ns` is integer nanoseconds so the InfluxDB sink writes them without rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+Value = float | int | bool | str
+
+
+class Family(StrEnum):
+    ACCESS_GATE = "access_gate"
+    PLATE_BARRIER = "plate_barrier"
+    FIRE_PANEL = "fire_panel"
+    SEPTIC_PRESSURE = "septic_pressure"
+    GENERATOR = "generator"
+
+
+class Quality(StrEnum):
+    GOOD = "good"
+    BAD = "bad"
+    UNCERTAIN = "uncertain"
+    STALE = "stale"
+
+
+class Source(StrEnum):
+    MQTT = "mqtt"
+    MODBUS = "modbus"
+    DERIVED = "derived"
+
+
+class Priority(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """0 is the most urgent; used for sorting boards."""
+        return _PRIORITY_RANK[self]
+
+
+_PRIORITY_RANK = {Priority.CRITICAL: 0, Priority.HIGH: 1, Priority.MEDIUM: 2, Priority.LOW: 3}
+
+
+class AlarmState(StrEnum):
+    """ISA-18.2 alarm states."""
+
+    NORMAL = "normal"
+    UNACK_ACTIVE = "unack_active"
+    ACK_ACTIVE = "ack_active"
+    UNACK_RTN = "unack_rtn"
+    SHELVED = "shelved"
+    SUPPRESSED = "suppressed"
+    OUT_OF_SERVICE = "out_of_service"
+
+
+class IncidentState(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+@dataclass(slots=True, frozen=True)
+class Reading:
+    """One sampled value of one point of one device."""
+
+    ts_ns: int
+    estate: str
+    device: str
+    point: str
+    value: Value
+    unit: str = ""
+    quality: Quality = Quality.GOOD
+    source: Source = Source.MODBUS
+
+
+@dataclass(slots=True, frozen=True)
+class DeviceEvent:
+    """A discrete happening at a device (card granted, door forced, plate read, fire alarm...)."""
+
+    ts_ns: int
+    estate: str
+    device: str
+    kind: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+    source: Source = Source.MQTT
+
+
+@dataclass(slots=True)
+class TimelineEntry:
+    """One line of an incident's audit trail: who did what, when, from where."""
+
+    ts: float
+    action: str
+    actor: str = "system"
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Alarm:
+    """One rule on one device/point, with its ISA-18.2 state."""
+
+    key: str  # "{estate}/{device}/{rule}": the dedup key
+    estate: str
+    device: str
+    rule: str
+    priority: Priority
+    state: AlarmState
+    message: str
+    since: float
+    value: Value | None = None
+
+
+@dataclass(slots=True)
+class Incident:
+    """What an operator handles: one or more alarms, a lifecycle, and a timeline."""
+
+    id: int
+    estate: str
+    device: str
+    rule: str
+    alarm_key: str
+    priority: Priority
+    state: IncidentState
+    title: str
+    opened_at: float
+    updated_at: float
+    title_en: str = ""
+    active: bool = True
+    escalation_level: int = 0
+    assignee: str | None = None
+    acknowledged_at: float | None = None
+    acknowledged_by: str | None = None
+    resolved_at: float | None = None
+    timeline: list[TimelineEntry] = field(default_factory=list)
+
+
+Item = Reading | DeviceEvent
+
+
+@dataclass(slots=True)
+class Envelope:
+    """What one driver delivery produced (one MQTT message, one Modbus poll), with an optional ack.
+
+    The core calls `ack` only after the delivery's effects are committed (QoS 1 at-least-once).
+    """
+
+    items: Sequence[Item]
+    ack: Callable[[], None] | None = None

@@ -1,0 +1,227 @@
+"""The App: builds every part from the config and runs them in a visible order.
+
+Start: store → incidents (restore active alarms into the engine) → pipeline → API → drivers.
+Stop (SIGINT/SIGTERM, within 5 s): drivers → flush the ingest queue through the pipeline → API → store.
+A crashed driver is restarted with exponential backoff, and the log says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Generator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from drivers.modbus_device import ModbusDeviceDriver
+from drivers.mqtt_device import MqttJsonDecoder
+from drivers.profiles import ModbusProfile, MqttProfile
+from drivers.stats import StatsRegistry
+from drivers.transports.modbus import EndpointPool
+from drivers.transports.mqtt import BrokerSettings, MqttIngress, Route
+from gateway.alerts import AlertEngine
+from gateway.alerts.rules import load_default_rules, merge_rules
+from gateway.api import ApiContext, TokenAuth, create_app
+from gateway.config import ConfigError, GatewayConfig
+from gateway.incidents import IncidentFeed, IncidentService
+from gateway.ingest import IngestQueue
+from gateway.model import Clock, SystemClock
+from gateway.runtime.build import BoundDevice, bind_devices
+from gateway.runtime.pipeline import Pipeline
+from gateway.store import SqliteStore
+
+log = logging.getLogger(__name__)
+SHUTDOWN_BUDGET = 5.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the App owns shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def supervise(name: str, run: Callable[[], Awaitable[None]], max_backoff: float = 60.0) -> None:
+    """Run a driver forever; when it crashes, log it and restart it after 1, 2, 4 ... 60 s."""
+    backoff = 1.0
+    while True:
+        started = time.monotonic()
+        try:
+            await run()
+            log.warning("%s stopped by itself; restarting in %.0fs", name, backoff)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s crashed; restarting in %.0fs", name, backoff)
+        if time.monotonic() - started > 60:
+            backoff = 1.0
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, max_backoff)
+
+
+class App:
+    def __init__(
+        self, config: GatewayConfig, clock: Clock | None = None, base_dir: Path | None = None
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.base_dir = base_dir or Path.cwd()
+        devices, issues = bind_devices(config)
+        if issues:
+            raise ConfigError(issues)
+        self.devices: list[BoundDevice] = devices
+        self.stats = StatsRegistry()
+        self.queue = IngestQueue()
+        self.feed = IncidentFeed()
+        store_path = Path(config.store.path)
+        self.store = SqliteStore(store_path if store_path.is_absolute() else self.base_dir / store_path)
+        self.service = IncidentService(self.store, self.clock, self.feed)
+        rules = merge_rules(load_default_rules(), config.rules)
+        self.engine = AlertEngine(rules, [d.info for d in devices], self.clock)
+        self.pipeline = Pipeline(self.queue, self.engine, self.service)
+        self.endpoints = EndpointPool()
+        self.mqtt: MqttIngress | None = None
+        self.api_port: int | None = None
+        self.ready = asyncio.Event()
+
+    # -- parts -----------------------------------------------------------------------------------
+    def _driver_tasks(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        tasks: dict[str, Callable[[], Awaitable[None]]] = {}
+        routes: list[Route] = []
+        for bound in self.devices:
+            cfg, stats = bound.config, self.stats.for_device(bound.estate, bound.config.id)
+            if isinstance(bound.profile, ModbusProfile) and cfg.modbus is not None:
+                endpoint = self.endpoints.get(cfg.modbus.host, cfg.modbus.port, cfg.modbus.timeout)
+                driver = ModbusDeviceDriver(
+                    bound.estate,
+                    cfg.id,
+                    bound.profile,
+                    endpoint,
+                    cfg.modbus.unit_id,
+                    cfg.poll_interval,
+                    cfg.offline_after,
+                    stats,
+                    self.clock,
+                )
+                tasks[f"modbus {driver.name}"] = functools.partial(driver.run, self.queue.put)
+            elif isinstance(bound.profile, MqttProfile) and cfg.mqtt is not None:
+                routes.append(
+                    Route(cfg.mqtt.topic, MqttJsonDecoder(bound.estate, cfg.id, bound.profile), stats)
+                )
+        if routes:
+            m = self.config.mqtt
+            settings = BrokerSettings(
+                m.host,
+                m.port,
+                m.client_id,
+                m.username,
+                m.password,
+                m.keepalive,
+                status_topic=f"estate-gateway/{self.config.gateway_id}/status",
+            )
+            ingress = self.mqtt = MqttIngress(settings, routes, self.clock)
+            tasks["mqtt ingress"] = lambda: ingress.run(self.queue.put)
+        return tasks
+
+    def health(self) -> dict[str, Any]:
+        online = [self.engine.online(d.estate, d.config.id) for d in self.devices]
+        return {
+            "gateway_id": self.config.gateway_id,
+            "queue_depth": self.queue.depth,
+            "queue_high_water": self.queue.high_water,
+            "items_processed": self.pipeline.items,
+            "store_failures": self.pipeline.store_failures,
+            "mqtt_connected": self.mqtt.connected if self.mqtt else None,
+            "devices": len(self.devices),
+            "devices_online": sum(1 for o in online if o is True),
+            "devices_offline": sum(1 for o in online if o is False),
+            "incidents_opened": self.service.opened,
+            "incidents_deduplicated": self.service.manager.deduplicated,
+        }
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.store.open()
+        log.info("store: sqlite %s", self.store.path)
+        active = await self.service.start()
+        self.engine.restore_active(active)
+        log.info(
+            "incidents: %d unresolved restored, %d alarms active",
+            len(self.service.manager.by_key),
+            len(active),
+        )
+        log.info("alert core: %d rule instances over %d devices", self.engine.rule_count, len(self.devices))
+        pipeline_task = asyncio.create_task(self.pipeline.run(), name="pipeline")
+        server, server_task = await self._start_api()
+        driver_tasks = [
+            asyncio.create_task(supervise(name, factory), name=name)
+            for name, factory in self._driver_tasks().items()
+        ]
+        log.info("drivers: %d started", len(driver_tasks))
+        self.ready.set()
+        try:
+            await stop.wait()
+        finally:
+            await self._stop(driver_tasks, pipeline_task, server, server_task)
+
+    async def _start_api(self) -> tuple[_Server | None, asyncio.Task[None] | None]:
+        api = self.config.api
+        if not api.enabled:
+            return None, None
+        ctx = ApiContext(
+            self.service,
+            [d.info for d in self.devices],
+            self.stats,
+            TokenAuth(api.tokens),
+            online=self.engine.online,
+            health=self.health,
+        )
+        server = _Server(
+            uvicorn.Config(
+                create_app(ctx),
+                host=api.host,
+                port=api.port,
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+            )
+        )
+        task = asyncio.create_task(server.serve(), name="api")
+        while not server.started:
+            if task.done():
+                task.result()  # raises the bind error
+                raise RuntimeError("API server stopped during start-up")
+            await asyncio.sleep(0.02)
+        self.api_port = server.servers[0].sockets[0].getsockname()[1]
+        log.info("api: http://%s:%d (docs at /docs)", api.host, self.api_port)
+        return server, task
+
+    async def _stop(
+        self,
+        drivers: list[asyncio.Task[None]],
+        pipeline: asyncio.Task[None],
+        server: _Server | None,
+        server_task: asyncio.Task[None] | None,
+    ) -> None:
+        deadline = time.monotonic() + SHUTDOWN_BUDGET
+        log.info("stopping: drivers")
+        for task in drivers:
+            task.cancel()
+        await asyncio.gather(*drivers, return_exceptions=True)
+        pipeline.cancel()
+        await asyncio.gather(pipeline, return_exceptions=True)
+        flushed = await self.pipeline.flush(deadline - 1.0)
+        log.info("stopping: flushed %d queued deliveries", flushed)
+        if server is not None and server_task is not None:
+            server.should_exit = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server_task, max(0.1, deadline - time.monotonic() - 0.5))
+        self.endpoints.close()
+        await self.store.close()
+        log.info("stopped")

@@ -1,0 +1,110 @@
+"""A private Mosquitto on a free port: used by the demo, the tests and the benchmarks.
+
+The process gets its own config file in a temp dir, listens on 127.0.0.1 only, and is stopped by PID.
+The gateway never relies on a system broker that may or may not be running.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
+
+
+class BrokerError(RuntimeError):
+    """Mosquitto is missing or did not start."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def find_mosquitto() -> str | None:
+    for name in CANDIDATES:
+        path = shutil.which(name) or (name if Path(name).is_file() else None)
+        if path:
+            return path
+    return None
+
+
+class MosquittoProcess:
+    """`start()` → running broker on `port`; `stop()` terminates it (then kills) by PID."""
+
+    def __init__(self, port: int | None = None, max_inflight: int = 1000, persistence: bool = True) -> None:
+        self.port = port or free_port()
+        self.max_inflight = max_inflight
+        self.persistence = persistence
+        self._dir = tempfile.TemporaryDirectory(prefix="eg-mosquitto-")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def _write_config(self) -> Path:
+        folder = Path(self._dir.name)
+        conf = folder / "mosquitto.conf"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            # With manual acks, in-flight QoS 1 messages per client bound the gateway's backlog.
+            f"max_inflight_messages {self.max_inflight}",
+            "max_queued_messages 100000",
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {folder}/",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+        ]
+        conf.write_text("\n".join(lines) + "\n")
+        return conf
+
+    def start(self, timeout: float = 10.0) -> MosquittoProcess:
+        binary = find_mosquitto()
+        if binary is None:
+            raise BrokerError("mosquitto is not installed: run scripts/setup.sh (apt-get install mosquitto)")
+        conf = self._write_config()
+        log = open(Path(self._dir.name) / "mosquitto.log", "wb")  # noqa: SIM115 - owned by the process
+        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BrokerError(f"mosquitto exited with {self.proc.returncode}: {self.log_text()[-500:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise BrokerError(f"mosquitto did not listen on {self.port} within {timeout}s")
+
+    def log_text(self) -> str:
+        path = Path(self._dir.name) / "mosquitto.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        self._dir.cleanup()
+
+    def __enter__(self) -> MosquittoProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,69 @@
+"""Bind configured devices to their profiles and transports. Used by `run` and by `check-config`,
+so a profile that is missing or does not fit its device is caught before anything starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from drivers.profiles import ModbusProfile, MqttProfile, ProfileError, ProfileLibrary
+from gateway.alerts import DeviceInfo
+from gateway.config import ConfigIssue, DeviceConfig, GatewayConfig
+from gateway.config.loader import PathKey
+
+
+@dataclass(frozen=True)
+class BoundDevice:
+    estate: str
+    config: DeviceConfig
+    profile: ModbusProfile | MqttProfile
+
+    @property
+    def info(self) -> DeviceInfo:
+        timeout = self.config.heartbeat_timeout if self.config.mqtt is not None else None
+        return DeviceInfo(
+            self.estate, self.config.id, self.config.family.value, self.config.location, timeout, self.points
+        )
+
+    @property
+    def points(self) -> tuple[str, ...]:
+        profile = self.profile
+        if isinstance(profile, ModbusProfile):
+            names = [p.name for p in profile.points] + list(profile.derived)
+            if profile.alarm_nibbles:
+                names += [f"alarm.{n}" for n in profile.alarm_nibbles.names]
+            return (*names, "online")
+        names = [n for c in profile.channels.values() if c.type == "state" for n in c.points]
+        return (*names, "online")
+
+
+def bind_devices(
+    config: GatewayConfig, filename: str = "config", lines: dict[PathKey, int] | None = None
+) -> tuple[list[BoundDevice], list[ConfigIssue]]:
+    library = ProfileLibrary(config.profile_dirs)
+    bound: list[BoundDevice] = []
+    issues: list[ConfigIssue] = []
+    lines = lines or {}
+    for e, estate in enumerate(config.estates):
+        for d, device in enumerate(estate.devices):
+            path: PathKey = ("estates", e, "devices", d, "profile")
+            where = f"estates[{e}].devices[{d}].profile"
+
+            def problem(message: str, path: PathKey = path, where: str = where) -> None:
+                issues.append(ConfigIssue(filename, lines.get(path), where, message))
+
+            try:
+                profile = library.get(device.profile)
+            except ProfileError as exc:
+                problem(str(exc))
+                continue
+            if profile.family != device.family:
+                problem(
+                    f"profile {profile.name!r} is for {profile.family.value}, device is {device.family.value}"
+                )
+            elif isinstance(profile, ModbusProfile) and device.modbus is None:
+                problem(f"profile {profile.name!r} speaks Modbus; give the device a 'modbus' section")
+            elif isinstance(profile, MqttProfile) and device.mqtt is None:
+                problem(f"profile {profile.name!r} speaks MQTT; give the device an 'mqtt' section")
+            else:
+                bound.append(BoundDevice(estate.id, device, profile))
+    return bound, issues

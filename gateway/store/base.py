@@ -1,0 +1,39 @@
+"""What every store implementation offers. Tests written against this run on every engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from gateway.model import Incident, IncidentState, Priority
+
+if TYPE_CHECKING:
+    from gateway.incidents.manager import IncidentChange
+
+
+class StoreError(Exception):
+    """The store failed (locked, disk full, connection lost); the caller retries or stops."""
+
+
+@dataclass(frozen=True)
+class IncidentQuery:
+    estates: frozenset[str] | None = None  # None: every estate
+    state: IncidentState | None = None
+    priority: Priority | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def commit(self, changes: list[IncidentChange]) -> None:
+        """Persist changes in one transaction; new incidents get their ids here."""
+
+    async def load_unresolved(self) -> list[Incident]: ...
+
+    async def get_incident(self, incident_id: int) -> Incident | None: ...
+
+    async def list_incidents(self, query: IncidentQuery) -> list[Incident]: ...

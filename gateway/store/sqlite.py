@@ -1,0 +1,249 @@
+"""SQLite store (WAL). Every call runs on one dedicated thread with one connection, so the event loop
+never blocks on disk and writes are serialised exactly as SQLite wants them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from gateway.model import Incident, IncidentState, Priority, TimelineEntry
+from gateway.store.base import IncidentQuery, StoreError
+
+if TYPE_CHECKING:
+    from gateway.incidents.manager import IncidentChange
+
+T = TypeVar("T")
+
+MIGRATIONS: list[str] = [
+    # 1: incidents and their timeline
+    """
+    CREATE TABLE incidents (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        estate TEXT NOT NULL, device TEXT NOT NULL, rule TEXT NOT NULL, alarm_key TEXT NOT NULL,
+        priority TEXT NOT NULL, state TEXT NOT NULL, title TEXT NOT NULL, title_en TEXT NOT NULL DEFAULT '',
+        opened_at REAL NOT NULL, updated_at REAL NOT NULL, active INTEGER NOT NULL,
+        escalation_level INTEGER NOT NULL DEFAULT 0, assignee TEXT,
+        acknowledged_at REAL, acknowledged_by TEXT, resolved_at REAL
+    );
+    CREATE INDEX incidents_key_state ON incidents(alarm_key, state);
+    CREATE INDEX incidents_estate_state ON incidents(estate, state, opened_at);
+    CREATE TABLE timeline (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        incident_id INTEGER NOT NULL REFERENCES incidents(id),
+        ts REAL NOT NULL, action TEXT NOT NULL, actor TEXT NOT NULL, detail TEXT NOT NULL
+    );
+    CREATE INDEX timeline_incident ON timeline(incident_id, id);
+    """,
+]
+
+_COLUMNS = (
+    "id, estate, device, rule, alarm_key, priority, state, title, title_en, opened_at, updated_at, active, "
+    "escalation_level, assignee, acknowledged_at, acknowledged_by, resolved_at"
+)
+
+_INSERT = f"INSERT INTO incidents ({_COLUMNS.removeprefix('id, ')}) VALUES ({','.join('?' * 16)})"
+_UPDATE = (
+    "UPDATE incidents SET "
+    + ", ".join(f"{c}=?" for c in _COLUMNS.removeprefix("id, ").split(", "))
+    + " WHERE id=?"
+)
+
+
+class SqliteStore:
+    """Store on one SQLite file. `path=":memory:"` works for unit tests."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._conn: sqlite3.Connection | None = None
+        self.commits = 0
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            assert self._conn is not None, "store is not open"
+            try:
+                return fn(self._conn)
+            except sqlite3.Error as exc:
+                self._conn.rollback()
+                raise StoreError(f"sqlite {self.path}: {exc}") from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def open(self) -> None:
+        def connect() -> None:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._conn = conn
+            _migrate(conn)
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+
+    async def close(self) -> None:
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, shut)
+        self._executor.shutdown(wait=True)
+
+    async def commit(self, changes: list[IncidentChange]) -> None:
+        if not changes:
+            return
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            for change in changes:
+                inc = change.incident
+                row = (
+                    inc.estate,
+                    inc.device,
+                    inc.rule,
+                    inc.alarm_key,
+                    inc.priority.value,
+                    inc.state.value,
+                    inc.title,
+                    inc.title_en,
+                    inc.opened_at,
+                    inc.updated_at,
+                    int(inc.active),
+                    inc.escalation_level,
+                    inc.assignee,
+                    inc.acknowledged_at,
+                    inc.acknowledged_by,
+                    inc.resolved_at,
+                )
+                if change.new:
+                    cur = conn.execute(
+                        _INSERT,
+                        row,
+                    )
+                    assert cur.lastrowid is not None
+                    inc.id = cur.lastrowid
+                else:
+                    conn.execute(
+                        _UPDATE,
+                        (*row, inc.id),
+                    )
+                conn.executemany(
+                    "INSERT INTO timeline (incident_id, ts, action, actor, detail) VALUES (?,?,?,?,?)",
+                    [
+                        (inc.id, e.ts, e.action, e.actor, json.dumps(e.detail, ensure_ascii=False))
+                        for e in change.entries
+                    ],
+                )
+            conn.execute("COMMIT")
+
+        await self._run(write)
+        self.commits += 1
+
+    async def load_unresolved(self) -> list[Incident]:
+        def read(conn: sqlite3.Connection) -> list[Incident]:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM incidents WHERE state IN ('open','acknowledged')"
+            ).fetchall()
+            return [_incident(conn, row, with_timeline=True) for row in rows]
+
+        return await self._run(read)
+
+    async def get_incident(self, incident_id: int) -> Incident | None:
+        def read(conn: sqlite3.Connection) -> Incident | None:
+            row = conn.execute(f"SELECT {_COLUMNS} FROM incidents WHERE id=?", (incident_id,)).fetchone()
+            return None if row is None else _incident(conn, row, with_timeline=True)
+
+        return await self._run(read)
+
+    async def list_incidents(self, query: IncidentQuery) -> list[Incident]:
+        def read(conn: sqlite3.Connection) -> list[Incident]:
+            where, args = [], []
+            if query.estates is not None:
+                where.append(f"estate IN ({','.join('?' * len(query.estates))})" if query.estates else "0")
+                args.extend(sorted(query.estates))
+            if query.state is not None:
+                where.append("state=?")
+                args.append(query.state.value)
+            if query.priority is not None:
+                where.append("priority=?")
+                args.append(query.priority.value)
+            sql = f"SELECT {_COLUMNS} FROM incidents"
+            if where:
+                sql += " WHERE " + " AND ".join(where)
+            sql += " ORDER BY opened_at DESC, id DESC LIMIT ? OFFSET ?"
+            rows = conn.execute(sql, (*args, query.limit, query.offset)).fetchall()
+            return [_incident(conn, row, with_timeline=False) for row in rows]
+
+        return await self._run(read)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Apply the migrations this database has not seen, each in its own transaction. Never destructive."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    current = row[0] or 0
+    for version, script in enumerate(MIGRATIONS, start=1):
+        if version <= current:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in filter(str.strip, script.split(";")):
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        conn.execute("COMMIT")
+
+
+def _incident(conn: sqlite3.Connection, row: tuple[Any, ...], with_timeline: bool) -> Incident:
+    (
+        id_,
+        estate,
+        device,
+        rule,
+        key,
+        priority,
+        state,
+        title,
+        title_en,
+        opened,
+        updated,
+        active,
+        level,
+        assignee,
+        acked_at,
+        acked_by,
+        resolved_at,
+    ) = row
+    incident = Incident(
+        id=int(id_),
+        estate=str(estate),
+        device=str(device),
+        rule=str(rule),
+        alarm_key=str(key),
+        priority=Priority(priority),
+        state=IncidentState(state),
+        title=str(title),
+        title_en=str(title_en),
+        opened_at=float(opened),
+        updated_at=float(updated),
+        active=bool(active),
+        escalation_level=int(level),
+        assignee=assignee if assignee is None else str(assignee),
+        acknowledged_at=acked_at if acked_at is None else float(acked_at),
+        acknowledged_by=acked_by if acked_by is None else str(acked_by),
+        resolved_at=resolved_at if resolved_at is None else float(resolved_at),
+    )
+    if with_timeline:
+        entries = conn.execute(
+            "SELECT ts, action, actor, detail FROM timeline WHERE incident_id=? ORDER BY id", (incident.id,)
+        ).fetchall()
+        incident.timeline = [
+            TimelineEntry(ts, action, actor, json.loads(detail)) for ts, action, actor, detail in entries
+        ]
+    return incident
