@@ -45,6 +45,7 @@ class ModbusDeviceDriver:
         self.blocks = plan_blocks(profile)
         self._failures = 0
         self._online: bool | None = None
+        self._failing_blocks: set[int] = set()  # block addresses currently failing (logged once)
 
     @property
     def name(self) -> str:
@@ -80,6 +81,9 @@ class ModbusDeviceDriver:
                 items.clear()
                 break
             alive = True
+            if block.address in self._failing_blocks:
+                self._failing_blocks.discard(block.address)
+                log.info("%s: %s@%d+%d reads again", self.name, block.table, block.address, block.count)
             self._decode_block(block, words, ts_ns, items, values)
         self._derive(ts_ns, items, values)
         if alive:
@@ -90,8 +94,12 @@ class ModbusDeviceDriver:
             await emit(Envelope(items))
 
     def _count_error(self, reason: str, exc: DriverError, block: Block) -> None:
+        """Count every failure; log a failing block once, not on every poll (and not while offline)."""
         self.stats.error(reason)
-        if self._online is not False:  # log while we still think it is up; silence once offline
+        if block.address in self._failing_blocks:
+            return
+        self._failing_blocks.add(block.address)
+        if self._online is not False:
             log.warning(
                 "%s: %s reading %s@%d+%d: %s", self.name, reason, block.table, block.address, block.count, exc
             )

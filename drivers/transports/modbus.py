@@ -39,7 +39,7 @@ class ModbusEndpoint:
             name=f"modbus-{host}:{port}",
         )
         self._lock = asyncio.Lock()
-        self._backoff = 0.0
+        self._connect_failures = 0
         self._next_connect = 0.0
 
     @property
@@ -60,10 +60,15 @@ class ModbusEndpoint:
             ok = False
             log.debug("modbus connect %s failed: %r", self.label, exc)
         if not ok:
-            self._backoff = min(max(self._backoff * 2, 0.5), 30.0)
-            self._next_connect = time.monotonic() + self._backoff
+            # The first retry is immediate (next poll), so one lost connect is not two failed polls;
+            # after that 0.5, 1, 2 ... 30 s, so a dead converter is not hammered.
+            self._connect_failures += 1
+            backoff = (
+                0.0 if self._connect_failures == 1 else min(0.5 * 2 ** (self._connect_failures - 2), 30.0)
+            )
+            self._next_connect = time.monotonic() + backoff
             raise DriverConnectionError(f"{self.label}: connection failed")
-        self._backoff = 0.0
+        self._connect_failures = 0
 
     async def read(self, table: Table, address: int, count: int, unit: int) -> list[int] | list[bool]:
         """Read a block. Registers come back as 16-bit words, coils/discretes as bools."""

@@ -60,7 +60,9 @@ class DeviceConfig(_Strict):
     location: str = Field("", description="Where it is, e.g. '3号楼 地下室 配电房'")
     zone: str = Field("", description="Zone or building used to correlate alarms")
     poll_interval: float = Field(1.0, gt=0, le=3600, description="Seconds between Modbus polls")
-    offline_after: int = Field(3, ge=1, le=100, description="Failed polls (Modbus) before 'offline'")
+    offline_after: int = Field(
+        2, ge=1, le=100, description="Failed polls before offline: 2 keeps detection within 3 intervals"
+    )
     heartbeat_timeout: float | None = Field(
         None, gt=0, description="Seconds of silence (MQTT) after which the device is offline"
     )

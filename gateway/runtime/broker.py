@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
@@ -43,6 +44,7 @@ class MosquittoProcess:
         self.persistence = persistence
         self._dir = tempfile.TemporaryDirectory(prefix="eg-mosquitto-")
         self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -71,8 +73,8 @@ class MosquittoProcess:
         if binary is None:
             raise BrokerError("mosquitto is not installed: run scripts/setup.sh (apt-get install mosquitto)")
         conf = self._write_config()
-        log = open(Path(self._dir.name) / "mosquitto.log", "wb")  # noqa: SIM115 - owned by the process
-        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+        self._log = open(Path(self._dir.name) / "mosquitto.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -98,6 +100,9 @@ class MosquittoProcess:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def close(self) -> None:
         self.stop()

@@ -1,0 +1,231 @@
+"""End to end on real parts: simulated devices → MQTT / Modbus TCP → gateway → incidents → HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from drivers.sim import DeviceFault, GeneratorModel, MqttDeviceSimulator
+from gateway.runtime.broker import MosquittoProcess
+from tests.integration.stack import estate_stack
+
+pytestmark = pytest.mark.integration
+
+FAST_FAIL_TO_START = """\
+rules:
+  - id: gen_fail_to_start
+    kind: state
+    family: generator
+    point: mains_failed
+    values: [true]
+    when: {point: engine_state, not_in: [running]}
+    on_delay: 1
+    priority: critical
+    message: {zh: "市电失电，发电机 {device} 未启动", en: "Mains failed and generator {device} did not start"}
+"""
+
+
+async def test_low_oil_opens_one_high_incident(broker: MosquittoProcess, tmp_path: Path) -> None:
+    async with estate_stack(broker, tmp_path) as s:
+        gen = s.host.models["gen-1"]
+        assert isinstance(gen, GeneratorModel)
+        gen.set_mains(False)  # auto start: the engine runs after the crank
+        await s.until(lambda: gen.engine == "running" or (gen.step() and False), 6, "engine running")
+        gen.oil_pressure_running = 120  # low for the gateway (150), above the controller's shutdown (100)
+        await s.until(lambda: s.opened("gen_low_oil_pressure"), 6, "low-oil incident")
+        await asyncio.sleep(1.5)  # more polls of the same condition must not open more incidents
+        incidents = (await s.api("GET", "/incidents", params={"estate": "sunshine"})).json()
+        assert [(i["rule"], i["priority"], i["state"]) for i in incidents] == [
+            ("gen_low_oil_pressure", "high", "open")
+        ]
+        detail = (await s.api("GET", f"/incidents/{incidents[0]['id']}")).json()
+        assert detail["alarm_state"] == "unack_active"
+        assert detail["timeline"][0]["detail"]["value"] == 120
+
+
+async def test_mains_failure_with_generator_not_starting(broker: MosquittoProcess, tmp_path: Path) -> None:
+    async with estate_stack(broker, tmp_path, rules=FAST_FAIL_TO_START) as s:
+        gen = s.host.models["gen-1"]
+        assert isinstance(gen, GeneratorModel)
+        gen.fail_to_start = True
+        gen.set_mains(False)
+        await s.until(lambda: s.opened("gen_fail_to_start"), 5, "fail-to-start incident")
+        [item] = s.opened("gen_fail_to_start")
+        assert item.change.incident.priority.value == "critical"
+        assert "未启动" in item.change.incident.title
+
+
+async def test_door_forced_over_mqtt_opens_incident_within_a_second(
+    broker: MosquittoProcess, tmp_path: Path
+) -> None:
+    async with estate_stack(broker, tmp_path) as s:
+        gate = s.host.mqtt_devices["gate-north"]
+        await gate.event("card_granted", card="8165538")
+        sent = time.monotonic()
+        await gate.event("door_forced", reader=1)
+        await s.until(lambda: s.opened("gate_door_forced"), 1.0, "door-forced incident")
+        latency = s.feed[-1][0] - sent
+        assert latency < 1.0
+        [incident] = (await s.api("GET", "/incidents", params={"priority": "high"})).json()
+        assert incident["device"] == "gate-north" and incident["alarm_state"] == "unack_rtn"
+        assert len(s.opened()) == 1  # the granted card raised nothing
+
+
+async def test_device_that_stops_answering_goes_offline_within_three_polls(
+    broker: MosquittoProcess, tmp_path: Path
+) -> None:
+    poll = 0.5
+    async with estate_stack(broker, tmp_path, poll=poll) as s:
+        gen = s.host.models["gen-1"]
+        await s.until(lambda: s.app is not None and s.app.engine.online("sunshine", "gen-1"), 3, "gen online")
+        gen.fault = DeviceFault(silent=True)
+        silenced = time.monotonic()
+        await s.until(lambda: s.opened("offline_generator"), 3 * poll + 1, "offline incident")
+        assert s.feed[-1][0] - silenced <= 3 * poll
+        devices = {d["device"]: d for d in (await s.api("GET", "/devices")).json()}
+        assert devices["gen-1"]["online"] is False and devices["gen-1"]["errors"]["timeout"] >= 2
+
+        gen.fault = DeviceFault()
+        await s.until(
+            lambda: s.app is not None and s.app.engine.online("sunshine", "gen-1"), 5, "back online"
+        )
+        [offline] = (await s.api("GET", "/incidents", params={"estate": "sunshine"})).json()
+        assert offline["rule"] == "offline_generator" and offline["active"] is False
+        assert offline["alarm_state"] == "unack_rtn"
+
+
+MALFORMED: list[bytes] = [
+    b"{not json",
+    b"[1, 2, 3]",
+    b'"a string"',
+    b'{"event": "no_such_event"}',
+    b'{"event": 42}',
+    b'{"no_event_field": true}',
+    b'{"event": "door_forced", "ts": "yesterday"}',
+    b"\xff\xfe invalid utf-8",
+    b'{"event": {"nested": {"deeply": [1, 2, {"x": 1}]}}}',
+    b"",
+]
+
+
+async def test_malformed_payloads_and_modbus_exceptions_are_counted_and_harmless(
+    broker: MosquittoProcess, tmp_path: Path
+) -> None:
+    async with estate_stack(broker, tmp_path) as s:
+        assert s.app is not None
+        gen = s.host.models["gen-1"]
+        gen.fault = DeviceFault(exception=2)  # illegal address on every request
+        gate = s.host.mqtt_devices["gate-north"]
+        for i in range(1000):
+            await gate.publish("event", MALFORMED[i % len(MALFORMED)])
+        await gate.publish("state", b"x" * 70_000)  # over the profile's 64 KiB limit
+        await gate.publish("state", {"door_open": "maybe"})  # wrong type
+        await gate.event("door_forced")  # a good message after all the bad ones
+        await s.until(lambda: s.opened("gate_door_forced"), 5, "door-forced incident after garbage")
+
+        errors = (await s.api("GET", "/devices")).json()
+        gate_errors = next(d for d in errors if d["device"] == "gate-north")["errors"]
+        assert gate_errors == {
+            "bad_json": 300,  # "{not json", invalid UTF-8, empty
+            "not_object": 200,
+            "unknown_kind": 200,
+            "missing_field": 100,
+            "bad_type": 201,  # ts "yesterday", nested event, door_open "maybe"
+            "too_large": 1,
+        }
+        gen_errors = next(d for d in errors if d["device"] == "gen-1")["errors"]
+        assert gen_errors.get("exception_2", 0) > 0
+
+        gen.fault = DeviceFault()
+        polls = s.app.stats.for_device("sunshine", "gen-1").polls
+        await s.until(
+            lambda: s.app is not None and s.app.stats.for_device("sunshine", "gen-1").polls > polls + 1,
+            3,
+            "generator polls continue",
+        )
+        health = (await s.http.get("/health")).json() if s.http else {}
+        assert health["status"] == "ok" and health["mqtt_connected"] is True
+        assert not s.opened("offline_generator")  # exception replies mean the device is alive
+
+
+async def test_ack_through_the_api_with_roles_and_estate_scope(
+    broker: MosquittoProcess, tmp_path: Path
+) -> None:
+    async with estate_stack(broker, tmp_path) as s:
+        await s.host.mqtt_devices["gate-north"].event("door_forced")
+        await s.until(lambda: s.opened("gate_door_forced"), 2, "incident")
+        incident_id = s.opened()[0].change.incident.id
+
+        assert (await s.api("GET", "/incidents", role="")).status_code == 401
+        bad = (
+            await s.http.get("/incidents", headers={"Authorization": "Bearer wrong-token-000000"})
+            if s.http
+            else None
+        )
+        assert bad is not None and bad.status_code == 401
+        assert (await s.api("POST", f"/incidents/{incident_id}/ack", role="viewer")).status_code == 403
+        assert (await s.api("GET", f"/incidents/{incident_id}", role="other-operator")).status_code == 404
+        assert (
+            await s.api("POST", f"/incidents/{incident_id}/ack", role="other-operator")
+        ).status_code == 404
+        assert (await s.api("GET", "/incidents", role="other-operator")).json() == []
+        assert (await s.api("GET", "/devices", role="other-operator")).json()[0]["estate"] == "maple"
+
+        acked = await s.api("POST", f"/incidents/{incident_id}/ack", json={"note": "guard on the way"})
+        assert acked.status_code == 200
+        body = acked.json()
+        assert body["state"] == "acknowledged" and body["acknowledged_by"] == "control-room"
+        assert body["alarm_state"] == "normal"
+        ack_entry = [e for e in body["timeline"] if e["action"] == "acknowledged"]
+        assert ack_entry[0]["actor"] == "control-room"
+        assert ack_entry[0]["detail"] == {"source": "127.0.0.1", "note": "guard on the way"}
+        listed = (await s.api("GET", "/incidents", params={"state": "acknowledged"}, role="viewer")).json()
+        assert [i["id"] for i in listed] == [incident_id]
+        health = await s.http.get("/health") if s.http else None
+        assert health is not None and health.status_code == 200  # the one route without auth
+
+
+async def test_restart_restores_active_alarms_without_duplicates(
+    broker: MosquittoProcess, tmp_path: Path
+) -> None:
+    fast_fuel = (
+        "rules:\n  - {id: gen_fuel_low, kind: threshold, family: generator, point: fuel_level, op: '<',\n"
+    )
+    fast_fuel += "     limit: 20, priority: medium, message: {zh: 燃油低, en: fuel low}}\n"
+    async with estate_stack(broker, tmp_path, rules=fast_fuel) as s:
+        gen = s.host.models["gen-1"]
+        assert isinstance(gen, GeneratorModel)
+        gen.fuel_level = 15
+        await s.until(lambda: s.opened("gen_fuel_low"), 3, "fuel-low incident")
+        await s.stop_gateway()
+        s.feed.clear()
+        app = await s.start_gateway()
+        assert "sunshine/gen-1/gen_fuel_low" in app.service.manager.active_keys()
+        await asyncio.sleep(1.5)  # several polls of the same low fuel
+        assert s.opened() == []
+        assert len((await s.api("GET", "/incidents")).json()) == 1
+        gen.fuel_level = 60
+        await s.until(
+            lambda: any(
+                i.change.incident.rule == "gen_fuel_low" and not i.change.incident.active for _, i in s.feed
+            ),
+            3,
+            "return to normal after restart",
+        )
+
+
+async def test_events_published_while_the_gateway_is_down_are_not_lost(
+    broker: MosquittoProcess, tmp_path: Path
+) -> None:
+    async with estate_stack(broker, tmp_path) as s:
+        await s.stop_gateway()  # the broker keeps the persistent session and queues QoS 1 for it
+        async with MqttDeviceSimulator(
+            "127.0.0.1", broker.port, "estate/sunshine/access_gate/gate-north"
+        ) as gate:
+            await gate.event("door_forced")
+            await gate.event("tamper")
+        await s.start_gateway()
+        await s.until(lambda: s.opened("gate_door_forced") and s.opened("gate_tamper"), 5, "queued events")
