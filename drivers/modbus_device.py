@@ -37,11 +37,13 @@ class ModbusDeviceDriver:
         offline_after: int,
         stats: DeviceStats,
         clock: Clock,
+        retries: int = 0,
     ) -> None:
         self.estate, self.device, self.profile = estate, device, profile
         self.endpoint, self.unit_id = endpoint, unit_id
         self.poll_interval, self.offline_after = poll_interval, offline_after
         self.stats, self.clock = stats, clock
+        self.retries = retries
         self.blocks = plan_blocks(profile)
         self._failures = 0
         self._online: bool | None = None
@@ -69,7 +71,7 @@ class ModbusDeviceDriver:
         alive = False
         for block in self.blocks:
             try:
-                words = await self.endpoint.read(block.table, block.address, block.count, self.unit_id)  # type: ignore[arg-type]
+                words = await self._read(block)
             except DriverProtocolError as exc:
                 alive = True  # it answered, with an exception
                 reason = f"exception_{exc.exception_code}" if exc.exception_code is not None else "protocol"
@@ -92,6 +94,17 @@ class ModbusDeviceDriver:
         if items:
             self.stats.readings += len(items)
             await emit(Envelope(items))
+
+    async def _read(self, block: Block) -> list[int] | list[bool]:
+        """Read one block; a timeout is retried `retries` times at once (a noisy RS-485 line)."""
+        for attempt in range(self.retries + 1):
+            try:
+                return await self.endpoint.read(block.table, block.address, block.count, self.unit_id)  # type: ignore[arg-type]
+            except DriverTimeout:
+                if attempt == self.retries:
+                    raise
+                self.stats.error("timeout_retried")
+        raise AssertionError("unreachable")
 
     def _count_error(self, reason: str, exc: DriverError, block: Block) -> None:
         """Count every failure; log a failing block once, not on every poll (and not while offline)."""

@@ -1,7 +1,6 @@
 """FastAPI application. Downstream of the store and the feed: it reads them and sends operator actions
 through the IncidentService, the one path that changes incident state."""
 
-
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field

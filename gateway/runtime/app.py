@@ -108,6 +108,7 @@ class App:
                     cfg.offline_after,
                     stats,
                     self.clock,
+                    cfg.modbus.retries,
                 )
                 tasks[f"modbus {driver.name}"] = functools.partial(driver.run, self.queue.put)
             elif isinstance(bound.profile, MqttProfile) and cfg.mqtt is not None:

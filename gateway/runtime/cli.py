@@ -20,7 +20,7 @@ from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.config.loader import load_config_with_lines
 from gateway.incidents import alarm_state
 from gateway.runtime.app import App
-from gateway.runtime.broker import MosquittoProcess, free_port
+from gateway.runtime.broker import free_port, start_local_broker
 from gateway.runtime.build import bind_devices
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "demo-estate.yaml"
@@ -93,7 +93,7 @@ async def _simulate(config: GatewayConfig, scenario: str | None) -> None:
 # -- demo -------------------------------------------------------------------------------------------
 async def _demo(args: argparse.Namespace) -> None:
     workdir = tempfile.TemporaryDirectory(prefix="estate-gateway-demo-")
-    broker = MosquittoProcess().start()
+    broker = await start_local_broker(os.environ.get("ESTATE_GATEWAY_BROKER", "auto"))
     token = secrets.token_urlsafe(24)
     env = {
         **os.environ,
@@ -113,7 +113,7 @@ async def _demo(args: argparse.Namespace) -> None:
             await app.ready.wait()
             url = f"http://{config.api.host}:{app.api_port}"
             print("\n  estate-gateway demo — 阳光花园 / Sunshine Garden")
-            print(f"  broker  mosquitto pid {broker.pid} on 127.0.0.1:{broker.port}")
+            print(f"  broker  {broker.description}")
             print(f"  API     {url}   (OpenAPI: {url}/docs)")
             print(f"  token   curl -H 'Authorization: Bearer {token}' {url}/incidents")
             print("  Ctrl-C stops everything.\n", flush=True)
@@ -130,7 +130,7 @@ async def _demo(args: argparse.Namespace) -> None:
                 task.cancel()
             await app_task
     finally:
-        broker.close()
+        await broker.aclose()
         workdir.cleanup()
     print("demo stopped; broker, simulators and gateway are down.")
 

@@ -145,3 +145,12 @@ async def test_refused_connection_goes_offline_and_recovers(profile: ModbusProfi
     finally:
         rig.endpoint.close()
         await rig.server.stop()
+
+
+async def test_timeouts_are_retried_as_configured(rig: Rig) -> None:
+    driver = rig.driver()
+    driver.retries = 2
+    rig.models[1].fault = DeviceFault(silent=True)
+    await driver.poll_once(rig.emit)
+    # one block tried three times (1 + 2 retries), then the cycle ends: the device is not answering
+    assert driver.stats.errors["timeout_retried"] == 2 and driver.stats.errors["timeout"] == 1

@@ -68,26 +68,30 @@ def _children(pid: int) -> list[int]:
     return [int(x) for x in out.split()]
 
 
-def test_demo_shows_incidents_and_leaves_no_process_behind() -> None:
-    proc = subprocess.Popen(
-        [*CLI, "demo", "--duration", "12"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+@pytest.mark.parametrize("broker_kind", ["mosquitto", "embedded"])
+def test_demo_shows_incidents_and_leaves_no_process_behind(broker_kind: str) -> None:
     broker_pids: list[int] = []
-    try:
-        deadline = time.monotonic() + 5
-        while not broker_pids and time.monotonic() < deadline:
-            broker_pids = _children(proc.pid)
-            time.sleep(0.1)
-        output = proc.communicate(timeout=40)[0].decode()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    env = {**os.environ, "ESTATE_GATEWAY_BROKER": broker_kind}
+    argv = [*CLI, "demo", "--duration", "9"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) as proc:
+        try:
+            deadline = time.monotonic() + 5
+            while broker_kind == "mosquitto" and not broker_pids and time.monotonic() < deadline:
+                broker_pids = _children(proc.pid)
+                time.sleep(0.1)
+            output = proc.communicate(timeout=40)[0].decode()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     assert proc.returncode == 0, output
     assert "阳光花园" in output and "/docs" in output
     assert "OPENED" in output and "gate-north" in output  # the door forced at t=5 s
     assert "demo stopped" in output
-    assert broker_pids, "the demo should run its own mosquitto"
+    if broker_kind == "embedded":
+        assert "in-process amqtt" in output
+        return
+    assert broker_pids and f"mosquitto pid {broker_pids[0]}" in output, "the demo runs its own mosquitto"
     for pid in broker_pids:
         assert (
             not os.path.exists(f"/proc/{pid}") or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
