@@ -132,36 +132,20 @@ class AlertEngine:
     ) -> None:
         if inst.rule.kind == "event":
             return
-        cond = inst.condition(values)
-        rule = inst.rule
-        if not inst.active:
-            inst.pending_off = None
-            if cond is not True:
-                inst.pending_on = None
-                self._timed.discard(inst)
-                return
-            if rule.on_delay > 0:
-                if inst.pending_on is None:
-                    inst.pending_on = now
-                if now - inst.pending_on < rule.on_delay:
-                    self._timed.add(inst)
-                    return
-            self._timed.discard(inst)
-            out.append(inst.transition(True, self.clock.now(), values))
-            return
-        inst.pending_on = None
-        if cond is not False:
-            inst.pending_off = None
+        raising = not inst.active  # the transition this evaluation could make
+        if inst.condition(values) is not raising:  # opposite condition, or hold (None)
+            inst.pending_since = None
             self._timed.discard(inst)
             return
-        if rule.off_delay > 0:
-            if inst.pending_off is None:
-                inst.pending_off = now
-            if now - inst.pending_off < rule.off_delay:
+        delay = inst.rule.on_delay if raising else inst.rule.off_delay
+        if delay > 0:
+            if inst.pending_since is None:
+                inst.pending_since = now
+            if now - inst.pending_since < delay:
                 self._timed.add(inst)
                 return
         self._timed.discard(inst)
-        out.append(inst.transition(False, self.clock.now(), values))
+        out.append(inst.transition(raising, self.clock.now(), values))
 
     def online(self, estate: str, device: str) -> bool | None:
         """The core's view: explicit 'online' readings, heartbeat absence; None until first heard of."""

@@ -72,8 +72,7 @@ class RuleInstance:
     point: str | None = None  # the rule's point, or the profile point a glob rule matched
     key: str = ""
     active: bool = False
-    pending_on: float | None = None  # monotonic time the alarm condition started (on-delay)
-    pending_off: float | None = None  # monotonic time the clear condition started (off-delay)
+    pending_since: float | None = None  # monotonic time the on- or off-delay started
     clear_due: float | None = None  # event rules: monotonic time to return to normal
     watched: tuple[str, ...] = field(default=())
 
@@ -128,7 +127,7 @@ class RuleInstance:
         self, active: bool, ts: float, values: dict[str, Value], value: Value | None = None
     ) -> Transition:
         self.active = active
-        self.pending_on = self.pending_off = None
+        self.pending_since = None
         shown = value if value is not None else values.get(self.point or "")
         fill = {
             "device": self.device,
