@@ -17,9 +17,12 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiomqtt
 from paho.mqtt.client import topic_matches_sub
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from drivers.errors import DecodeError
 from drivers.mqtt_device import MqttJsonDecoder
@@ -35,6 +38,26 @@ class Route:
     topic_filter: str
     decoder: MqttJsonDecoder
     stats: DeviceStats
+    # Precompiled match for the usual "literal/prefix/+" and "literal/prefix/#" filters: levels after the
+    # prefix, or -1 for "any" (#). None: the filter has inner wildcards, use paho's general matcher.
+    _tail_levels: int | None = None
+
+    def __post_init__(self) -> None:
+        levels = self.topic_filter.split("/")
+        literal = len(_prefix(self.topic_filter).split("/")) if _prefix(self.topic_filter) else 0
+        tail = levels[literal:]
+        if tail == ["#"]:
+            self._tail_levels = -1
+        elif all(level == "+" for level in tail):
+            self._tail_levels = len(tail)
+
+    def matches(self, topic_levels: int, prefix_levels: int, topic: str) -> bool:
+        """The topic is already known to start with this route's literal prefix."""
+        if self._tail_levels == -1:
+            return True
+        if self._tail_levels is not None:
+            return topic_levels - prefix_levels == self._tail_levels
+        return bool(topic_matches_sub(self.topic_filter, topic))
 
 
 @dataclass(frozen=True)
@@ -46,6 +69,86 @@ class BrokerSettings:
     password: str | None = None
     keepalive: int = 30
     status_topic: str | None = None
+    protocol: str = "5"  # "5" or "3.1.1"
+    session_expiry: int = 3600  # seconds the broker keeps our session (and queues QoS 1) while we are away
+    receive_maximum: int = 1000  # QoS 1 messages the broker may have in flight to us, unacked
+    max_backlog: int = 2000  # read messages not yet handed to the core; above it we stop reading
+
+
+class ReadGate:
+    """TCP back-pressure for one connection: stop reading the socket, resume later.
+
+    Needed because a broker's in-flight limit is not a bound we can rely on: Mosquitto 2.0.11, measured
+    here, keeps sending far beyond Receive Maximum (and max_inflight_messages) once PUBACKs flow. While
+    paused, the broker keeps the messages queued for our persistent session; nothing is dropped.
+    The read callback mirrors aiomqtt's: a failed read fails the connection.
+    """
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        self._client = client
+        self._loop = asyncio.get_running_loop()
+        self.paused = False
+        self.pauses = 0
+
+    def _fileno(self) -> int | None:
+        sock = self._client._client.socket()
+        return sock.fileno() if sock is not None and sock.fileno() >= 0 else None
+
+    def pause(self) -> None:
+        fd = self._fileno()
+        if not self.paused and fd is not None:
+            self._loop.remove_reader(fd)
+            self.paused = True
+            self.pauses += 1
+
+    def resume(self) -> None:
+        fd = self._fileno()
+        if self.paused and fd is not None:
+            self._loop.add_reader(fd, self._on_readable)
+        self.paused = False
+
+    def _on_readable(self) -> None:
+        try:
+            self._client._client.loop_read()
+        except Exception as exc:
+            if not self._client._disconnected.done():
+                self._client._disconnected.set_exception(exc)
+
+
+def _gated_queue(high: int, gate: list[ReadGate]) -> type[asyncio.Queue[aiomqtt.Message]]:
+    """aiomqtt's incoming queue, made to push back: above `high` it pauses reading, at high/2 resumes.
+
+    It never drops (what is read from the socket is kept); `gate` is filled in once the client exists.
+    """
+
+    class GatedQueue(asyncio.Queue[aiomqtt.Message]):
+        def put_nowait(self, item: aiomqtt.Message) -> None:
+            super().put_nowait(item)
+            if self.qsize() >= high and gate:
+                gate[0].pause()
+
+        def get_nowait(self) -> aiomqtt.Message:
+            item = super().get_nowait()
+            if self.qsize() <= high // 2 and gate:
+                gate[0].resume()
+            return item
+
+    return GatedQueue
+
+
+def _session_options(s: BrokerSettings) -> dict[str, Any]:
+    """A persistent session in either protocol.
+
+    MQTT 5: clean_start False on *every* connect (aiomqtt's default wipes the session whenever a new
+    client object connects), a session expiry, and Receive Maximum as flow control (honoured by some
+    brokers; the ReadGate bounds memory where it is not). MQTT 3.1.1: clean_session False.
+    """
+    if s.protocol == "3.1.1":
+        return {"protocol": aiomqtt.ProtocolVersion.V311, "clean_session": False}
+    connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    connect.SessionExpiryInterval = s.session_expiry
+    connect.ReceiveMaximum = s.receive_maximum
+    return {"protocol": aiomqtt.ProtocolVersion.V5, "clean_start": False, "properties": connect}
 
 
 def _prefix(topic_filter: str) -> str:
@@ -72,6 +175,12 @@ class MqttIngress:
         self._generation = 0
         self._client: aiomqtt.Client | None = None
         self._connected_at = 0.0
+        self.read_gate: ReadGate | None = None
+
+    @property
+    def backlog(self) -> int:
+        """Messages read from the broker that the core has not taken yet (aiomqtt's queue)."""
+        return self._client._queue.qsize() if self._client is not None else 0
 
     def _route(self, topic: str) -> Route | None:
         levels = topic.split("/")
@@ -79,7 +188,7 @@ class MqttIngress:
             candidates = self._routes.get("/".join(levels[:cut]))
             if candidates:
                 for route in candidates:
-                    if topic_matches_sub(route.topic_filter, topic):
+                    if route.matches(len(levels), cut, topic):
                         return route
         return None
 
@@ -103,18 +212,22 @@ class MqttIngress:
     async def _session(self, emit: Emit) -> None:
         s = self.settings
         will = aiomqtt.Will(s.status_topic, b"offline", qos=1, retain=True) if s.status_topic else None
+        gate: list[ReadGate] = []
         client = aiomqtt.Client(
             s.host,
             s.port,
             identifier=s.client_id,
-            clean_session=False,  # persistent session: the broker queues QoS 1 while we are away
+            queue_type=_gated_queue(s.max_backlog, gate),
             username=s.username,
             password=s.password,
             keepalive=s.keepalive,
             will=will,
             timeout=10,
+            **_session_options(s),
         )
         client._client.manual_ack_set(True)  # must precede connect: queued messages arrive at once
+        gate.append(ReadGate(client))
+        self.read_gate = gate[0]
         async with client:
             self._generation += 1
             generation = self._generation
@@ -122,13 +235,24 @@ class MqttIngress:
             self.connections += 1
             self._connected_at = time.monotonic()
             log.info("mqtt connected to %s:%d as %s", s.host, s.port, s.client_id)
-            filters = sorted({r.topic_filter for routes in self._routes.values() for r in routes})
-            if filters:
-                await client.subscribe([(f, 1) for f in filters])
-            if s.status_topic:
-                await client.publish(s.status_topic, b"online", qos=1, retain=True)
-            async for message in client.messages:
-                await self._handle(message, generation, emit)
+            # Consume first: a persistent session's backlog floods in at connect and may pause reading
+            # (ReadGate) before our SUBACK is read; only a running consumer un-pauses it.
+            consumer = asyncio.ensure_future(self._consume(client, generation, emit))
+            try:
+                filters = sorted({r.topic_filter for routes in self._routes.values() for r in routes})
+                if filters:
+                    await client.subscribe([(f, 1) for f in filters])
+                if s.status_topic:
+                    await client.publish(s.status_topic, b"online", qos=1, retain=True)
+                await consumer
+            finally:
+                if not consumer.done():
+                    consumer.cancel()
+                    await asyncio.gather(consumer, return_exceptions=True)
+
+    async def _consume(self, client: aiomqtt.Client, generation: int, emit: Emit) -> None:
+        async for message in client.messages:
+            await self._handle(message, generation, emit)
 
     async def _handle(self, message: aiomqtt.Message, generation: int, emit: Emit) -> None:
         ack = self._ack_for(message, generation)

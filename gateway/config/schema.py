@@ -148,8 +148,28 @@ class MqttBrokerConfig(_Strict):
     username: str | None = Field(None, description="User name")
     password: str | None = Field(None, description="Password; write ${ENV_VAR} to keep it out of the file")
     client_id: str = Field("estate-gateway", description="Fixed id: the broker keeps our session by it")
+    protocol: Literal["5", "3.1.1"] = Field(
+        "5", description="MQTT 5 (flow control, session expiry) or 3.1.1 for brokers that lack 5"
+    )
     keepalive: int = Field(30, ge=5, le=3600, description="Keepalive seconds")
-    session_expiry: int = Field(3600, ge=0, description="Seconds the broker keeps our session offline")
+    session_expiry: int = Field(
+        86400,
+        ge=0,
+        le=4294967295,
+        description="Seconds the broker keeps our session (and QoS 1) while we are away",
+    )
+    max_backlog: int = Field(
+        2000, ge=10, description="Messages read but not yet taken by the core; above it reading pauses"
+    )
+    receive_maximum: int = Field(
+        1000, ge=1, le=65535, description="Unacked QoS 1 messages the broker may send us at once (MQTT 5)"
+    )
+
+
+class IngestConfig(_Strict):
+    queue_size: int = Field(
+        10_000, ge=10, description="Deliveries waiting for the alert core; drivers wait when it is full"
+    )
 
 
 class StoreConfig(_Strict):
@@ -180,6 +200,7 @@ class GatewayConfig(_Strict):
     gateway_id: Ident = Field("gw-1", description="This instance's id (status topic, logs)")
     mqtt: MqttBrokerConfig = Field(default_factory=MqttBrokerConfig, description="Broker for device traffic")
     store: StoreConfig = Field(default_factory=StoreConfig, description="Incident store")
+    ingest: IngestConfig = Field(default_factory=IngestConfig, description="Queue from drivers to the core")
     api: ApiConfig = Field(default_factory=ApiConfig, description="HTTP API")
     profile_dirs: list[str] = Field(default_factory=list, description="Extra folders of user profiles")
     estates: list[EstateConfig] = Field(description="Estates this gateway serves")

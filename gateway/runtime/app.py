@@ -77,7 +77,7 @@ class App:
             raise ConfigError(issues)
         self.devices: list[BoundDevice] = devices
         self.stats = StatsRegistry()
-        self.queue = IngestQueue()
+        self.queue = IngestQueue(config.ingest.queue_size)
         self.feed = IncidentFeed()
         store_path = Path(config.store.path)
         self.store = SqliteStore(store_path if store_path.is_absolute() else self.base_dir / store_path)
@@ -125,6 +125,10 @@ class App:
                 m.password,
                 m.keepalive,
                 status_topic=f"estate-gateway/{self.config.gateway_id}/status",
+                protocol=m.protocol,
+                session_expiry=m.session_expiry,
+                receive_maximum=m.receive_maximum,
+                max_backlog=m.max_backlog,
             )
             ingress = self.mqtt = MqttIngress(settings, routes, self.clock)
             tasks["mqtt ingress"] = lambda: ingress.run(self.queue.put)
@@ -215,7 +219,7 @@ class App:
         for task in drivers:
             task.cancel()
         await asyncio.gather(*drivers, return_exceptions=True)
-        pipeline.cancel()
+        await self.pipeline.stop(deadline - time.monotonic() - 2.0)
         await asyncio.gather(pipeline, return_exceptions=True)
         flushed = await self.pipeline.flush(deadline - 1.0)
         log.info("stopping: flushed %d queued deliveries", flushed)

@@ -20,7 +20,7 @@ from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.config.loader import load_config_with_lines
 from gateway.incidents import alarm_state
 from gateway.runtime.app import App
-from gateway.runtime.broker import free_port, start_local_broker
+from gateway.runtime.broker import EmbeddedBroker, free_port, start_local_broker
 from gateway.runtime.build import bind_devices
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "demo-estate.yaml"
@@ -102,6 +102,7 @@ async def _demo(args: argparse.Namespace) -> None:
         "DEMO_API_PORT": str(args.port or free_port()),
         "DEMO_DB": args.db or str(Path(workdir.name) / "demo.db"),
         "DEMO_API_TOKEN": token,
+        "DEMO_MQTT_PROTOCOL": "3.1.1" if isinstance(broker, EmbeddedBroker) else "5",  # amqtt lacks MQTT 5
     }
     try:
         config = _load_or_exit(str(DEMO_CONFIG), env)

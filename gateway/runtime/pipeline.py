@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
-from typing import Any
 
 from gateway.alerts import AlertEngine, Transition
 from gateway.incidents import IncidentService
@@ -31,29 +29,54 @@ class Pipeline:
         self.batches = 0
         self.store_failures = 0
         self.acks_failed = 0
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._idle: set[str] = set()  # loops waiting for input: the only ones shutdown may cancel
+        self._tasks: dict[str, asyncio.Task[None]] = {}
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._consume(), name="pipeline-consume")
-            group.create_task(self._tick(), name="pipeline-tick")
+        """Run the consume and tick loops until `stop()`."""
+        self._stopping = False
+        self._tasks = {
+            "consume": asyncio.create_task(self._consume(), name="pipeline-consume"),
+            "tick": asyncio.create_task(self._tick(), name="pipeline-tick"),
+        }
+        done = await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        for result in done:
+            if isinstance(result, Exception):
+                raise result
+
+    async def stop(self, within: float) -> None:
+        """Let each loop finish the batch or commit it is in, then end it; a commit is not cut in half
+        unless it is still retrying (store down) after `within` seconds: then it is cancelled, its
+        deliveries stay unacked and the broker redelivers them on the next start."""
+        self._stopping = True
+        for name, task in self._tasks.items():
+            if name in self._idle:
+                task.cancel()  # waiting for input: nothing taken, safe to cancel
+        tasks = list(self._tasks.values())
+        _, pending = await asyncio.wait(tasks, timeout=max(0.0, within)) if tasks else (set(), set())
+        if pending:
+            log.error(
+                "pipeline still committing after %.1fs; cancelling (unacked input will be redelivered)",
+                within,
+            )
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _consume(self) -> None:
-        while True:
-            batch = await self.queue.get_batch()  # cancelling here is safe: nothing taken yet
-            await self._guarded(self.process(batch))
+        while not self._stopping:
+            self._idle.add("consume")
+            batch = await self.queue.get_batch()
+            self._idle.discard("consume")  # no await between taking the batch and this line
+            await self.process(batch)
 
     async def _tick(self) -> None:
-        while True:
+        while not self._stopping:
+            self._idle.add("tick")
             await asyncio.sleep(self.tick_interval)
-            await self._guarded(self._commit(self.engine.tick()))
-
-    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run work that must not be cut in half by shutdown: a cancel stops the loop, not the commit."""
-        task = asyncio.ensure_future(work)
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
-        await asyncio.shield(task)
+            self._idle.discard("tick")
+            await self._commit(self.engine.tick())
 
     async def process(self, batch: list[Envelope]) -> None:
         transitions: list[Transition] = []
@@ -93,8 +116,6 @@ class Pipeline:
 
     async def flush(self, deadline: float) -> int:
         """At shutdown: process what is already queued, within the deadline (monotonic seconds)."""
-        if self._inflight:
-            await asyncio.wait(set(self._inflight), timeout=max(0.0, deadline - time.monotonic()))
         flushed = 0
         while self.queue.depth and time.monotonic() < deadline:
             batch = self.queue.drain_nowait()

@@ -27,11 +27,17 @@ TOKENS = {
 
 
 def site_yaml(
-    mqtt_port: int, modbus_port: int, db: Path, client_id: str, rules: str = "", poll: float = 0.5
+    mqtt_port: int,
+    modbus_port: int,
+    db: Path,
+    client_id: str,
+    rules: str = "",
+    poll: float = 0.5,
+    mqtt: str = "",
 ) -> str:
     return f"""\
 gateway_id: test-gw
-mqtt: {{host: 127.0.0.1, port: {mqtt_port}, client_id: {client_id}}}
+mqtt: {{host: 127.0.0.1, port: {mqtt_port}, client_id: {client_id}{mqtt}}}
 store: {{path: "{db}"}}
 api:
   host: 127.0.0.1
@@ -136,10 +142,15 @@ class Stack:
 
 @asynccontextmanager
 async def estate_stack(
-    broker: MosquittoProcess, tmp_path: Path, rules: str = "", poll: float = 0.5, start: bool = True
+    broker: MosquittoProcess,
+    tmp_path: Path,
+    rules: str = "",
+    poll: float = 0.5,
+    start: bool = True,
+    mqtt: str = "",
 ) -> AsyncIterator[Stack]:
     client_id = f"eg-test-{uuid.uuid4().hex[:8]}"  # a fresh persistent session per test
-    text = site_yaml(broker.port, free_port(), tmp_path / "gw.db", client_id, rules, poll)
+    text = site_yaml(broker.port, free_port(), tmp_path / "gw.db", client_id, rules, poll, mqtt)
     config = parse_config(text, "site.yaml", {})
     async with SimulationHost(config, heartbeat_interval=1.0) as host:
         stack = Stack(config, host)

@@ -217,10 +217,11 @@ async def test_restart_restores_active_alarms_without_duplicates(
         )
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 async def test_events_published_while_the_gateway_is_down_are_not_lost(
-    broker: MosquittoProcess, tmp_path: Path
+    broker: MosquittoProcess, tmp_path: Path, protocol: str
 ) -> None:
-    async with estate_stack(broker, tmp_path) as s:
+    async with estate_stack(broker, tmp_path, mqtt=f", protocol: '{protocol}'") as s:
         await s.stop_gateway()  # the broker keeps the persistent session and queues QoS 1 for it
         async with MqttDeviceSimulator(
             "127.0.0.1", broker.port, "estate/sunshine/access_gate/gate-north"
@@ -229,3 +230,31 @@ async def test_events_published_while_the_gateway_is_down_are_not_lost(
             await gate.event("tamper")
         await s.start_gateway()
         await s.until(lambda: s.opened("gate_door_forced") and s.opened("gate_tamper"), 5, "queued events")
+
+
+async def test_backlog_in_the_gateway_stays_bounded(broker: MosquittoProcess, tmp_path: Path) -> None:
+    """5,000 messages queued while the gateway is down, then drained: the broker would push them all at
+    once (it exceeds its in-flight limits once acks flow), so the gateway must push back itself."""
+    async with estate_stack(
+        broker, tmp_path, rules="ingest: {queue_size: 50}\n", mqtt=", max_backlog: 100"
+    ) as s:
+        s.host.mqtt_devices["gate-north"].silent = True  # no heartbeats: count exactly the 5,000
+        await s.stop_gateway()
+        async with MqttDeviceSimulator(
+            "127.0.0.1", broker.port, "estate/sunshine/access_gate/gate-north"
+        ) as gate:
+            for _ in range(5000):
+                await gate.publish("state", {"door_open": False})
+        app = await s.start_gateway()
+        gate_stats = app.stats.for_device("sunshine", "gate-north")
+        peak = 0
+        deadline = time.monotonic() + 30
+        while gate_stats.readings < 5000 or app.queue.depth:
+            assert time.monotonic() < deadline, f"only {gate_stats.readings} of 5000 taken in"
+            assert app.mqtt is not None
+            peak = max(peak, app.queue.depth + app.mqtt.backlog)
+            await asyncio.sleep(0.001)
+        assert app.mqtt is not None and app.mqtt.read_gate is not None
+        assert app.mqtt.read_gate.pauses > 0
+        assert peak <= 50 + 100 + 1
+        assert gate_stats.readings == 5000 and sum(gate_stats.errors.values()) == 0
