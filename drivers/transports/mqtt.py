@@ -30,6 +30,7 @@ from drivers.stats import DeviceStats
 from gateway.model import Clock, DeviceEvent, Envelope
 
 log = logging.getLogger(__name__)
+SETUP_TIMEOUT = 600.0
 Emit = Callable[[Envelope], Awaitable[None]]
 
 
@@ -240,10 +241,12 @@ class MqttIngress:
             consumer = asyncio.ensure_future(self._consume(client, generation, emit))
             try:
                 filters = sorted({r.topic_filter for routes in self._routes.values() for r in routes})
+                # Our SUBACK/PUBACK are read after whatever backlog the broker sent first, at the core's
+                # pace: waiting long for them is normal, not a dead connection (keepalive catches that).
                 if filters:
-                    await client.subscribe([(f, 1) for f in filters])
+                    await client.subscribe([(f, 1) for f in filters], timeout=SETUP_TIMEOUT)
                 if s.status_topic:
-                    await client.publish(s.status_topic, b"online", qos=1, retain=True)
+                    await client.publish(s.status_topic, b"online", qos=1, retain=True, timeout=SETUP_TIMEOUT)
                 await consumer
             finally:
                 if not consumer.done():
