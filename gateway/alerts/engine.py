@@ -1,9 +1,9 @@
 """The rule engine: readings and events in, alarm transitions out. Pure and synchronous.
 
-Rules are indexed by (estate, device, point) and (estate, device, "event:"+kind), so a reading costs a
-dict look-up plus the rules that watch that point, however many rules an estate has. Delays run on the
-injected clock's monotonic time (an NTP step cannot shorten or lengthen an on-delay); transition
-timestamps use wall time.
+Rules are indexed by (estate, device, point) and (estate, device, event kind), so a reading costs a dict
+look-up plus the rules that watch that point, however many rules an estate has. Delays and windows run
+on the injected clock's monotonic time (an NTP step cannot shorten an on-delay); timestamps and
+schedules use wall time.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from gateway.alerts.rules import RuleInstance, Transition, compile_rules
+from gateway.alerts.instance import RuleInstance, Transition
+from gateway.alerts.rules import compile_rules
 from gateway.config.schema import RuleConfig
 from gateway.model import Clock, DeviceEvent, Quality, Reading, Value
 
@@ -26,6 +27,8 @@ class DeviceInfo:
     location: str = ""
     heartbeat_timeout: float | None = None
     points: tuple[str, ...] = ()  # the profile's point names, for glob rules
+    timezone: str = "Asia/Shanghai"
+    gate_hours: str = "06:00-23:00"
 
 
 @dataclass
@@ -48,7 +51,7 @@ class AlertEngine:
         self._by_point: dict[tuple[str, str, str], list[RuleInstance]] = {}
         self._by_event: dict[tuple[str, str, str], list[RuleInstance]] = {}
         for inst in self.instances:
-            if inst.rule.kind == "event":
+            if inst.rule.kind in ("event", "count"):
                 for kind in inst.rule.events or ():
                     self._by_event.setdefault((inst.estate, inst.device, kind), []).append(inst)
             for point in inst.watched:
@@ -92,23 +95,42 @@ class AlertEngine:
     def _set(self, state: _DeviceState, point: str, value: Value, now: float, out: list[Transition]) -> None:
         state.values[point] = value
         for inst in self._by_point.get((state.info.estate, state.info.device, point), ()):
+            if inst.rule.kind == "rate" and point == inst.point:
+                inst.observe(value, now)
             self._evaluate(inst, state.values, now, out)
 
     def _event(self, state: _DeviceState, event: DeviceEvent, now: float, out: list[Transition]) -> None:
+        wall = self.clock.now()
         for inst in self._by_event.get((event.estate, event.device, event.kind), ()):
+            if not inst.in_schedule(wall):
+                continue
+            if inst.rule.kind == "count":
+                self._count(inst, state, event, now, wall, out)
+                continue
             value: Value | None = event.attributes.get("card") or event.attributes.get("plate") or event.kind
             if not inst.active:
-                out.append(inst.transition(True, self.clock.now(), state.values, value))
+                out.append(inst.transition(True, wall, now, state.values, value))
             if inst.rule.clear_after > 0:
                 inst.clear_due = now + inst.rule.clear_after
                 self._timed.add(inst)
             elif inst.active:
                 # Momentary: active and back to normal at once; the incident stays unacked (unack_rtn).
-                out.append(inst.transition(False, self.clock.now(), state.values, value))
+                out.append(inst.transition(False, wall, now, state.values, value))
+
+    def _count(
+        self, inst: RuleInstance, state: _DeviceState, event: DeviceEvent, now: float, wall: float,
+        out: list[Transition],
+    ) -> None:  # fmt: skip
+        group = str(event.attributes.get(inst.rule.group_by, "")) if inst.rule.group_by else ""
+        count = inst.hit(group, now)
+        self._timed.add(inst)  # windows age out on ticks
+        if not inst.active and count >= (inst.rule.count or 0):
+            shown = f"{count} × {event.kind}" + (f" @ {inst.rule.group_by} {group}" if group else "")
+            out.append(inst.transition(True, wall, now, state.values, shown))
 
     # -- time ------------------------------------------------------------------------------------
     def tick(self) -> list[Transition]:
-        """Fire due on/off delays, event clears and heartbeat absences. Call a few times a second."""
+        """Fire due delays, event clears, window expiries and heartbeat absences; call it often."""
         now = self.clock.monotonic()
         out: list[Transition] = []
         for state in self._watch_absence:
@@ -117,35 +139,48 @@ class AlertEngine:
                 state.absent = True
                 self._set(state, "online", False, now, out)
         for inst in list(self._timed):
-            if inst.clear_due is not None and now >= inst.clear_due:
-                inst.clear_due = None
-                self._timed.discard(inst)
-                if inst.active:
-                    out.append(inst.transition(False, self.clock.now(), {}))
-                continue
             state = self._devices[(inst.estate, inst.device)]
-            self._evaluate(inst, state.values, now, out)
+            if inst.rule.kind == "count":
+                self._tick_count(inst, state, now, out)
+            elif inst.clear_due is not None:
+                if now >= inst.clear_due:
+                    inst.clear_due = None
+                    self._timed.discard(inst)
+                    if inst.active:
+                        out.append(inst.transition(False, self.clock.now(), now, {}))
+            else:
+                self._evaluate(inst, state.values, now, out)
         return out
+
+    def _tick_count(self, inst: RuleInstance, state: _DeviceState, now: float, out: list[Transition]) -> None:
+        largest = inst.expire(now)
+        if not inst.hits:
+            self._timed.discard(inst)
+        if inst.active and largest < (inst.rule.count or 0):
+            out.append(inst.transition(False, self.clock.now(), now, state.values, f"{largest}"))
 
     def _evaluate(
         self, inst: RuleInstance, values: dict[str, Value], now: float, out: list[Transition]
     ) -> None:
-        if inst.rule.kind == "event":
+        if inst.rule.kind in ("event", "count"):
             return
         raising = not inst.active  # the transition this evaluation could make
-        if inst.condition(values) is not raising:  # opposite condition, or hold (None)
+        wall = self.clock.now()
+        if inst.condition(values, wall) is not raising:  # opposite condition, or hold (None)
             inst.pending_since = None
             self._timed.discard(inst)
+            if inst.rule.schedule != "always" or inst.rule.kind == "rate":
+                self._timed.add(inst)  # schedules and trends change without new input
             return
         delay = inst.rule.on_delay if raising else inst.rule.off_delay
-        if delay > 0:
+        if delay > 0 and not (not raising and inst.suppressed):
             if inst.pending_since is None:
                 inst.pending_since = now
             if now - inst.pending_since < delay:
                 self._timed.add(inst)
                 return
         self._timed.discard(inst)
-        out.append(inst.transition(raising, self.clock.now(), values))
+        out.append(inst.transition(raising, wall, now, values))
 
     def online(self, estate: str, device: str) -> bool | None:
         """The core's view: explicit 'online' readings, heartbeat absence; None until first heard of."""

@@ -55,6 +55,9 @@ class IncidentOut(BaseModel):
     acknowledged_at: float | None
     acknowledged_by: str | None
     escalation_level: int
+    latched: bool = Field(description="Condition gone, held active until acknowledged")
+    chattering: bool
+    shelved_until: float | None
     timeline: list[TimelineOut] | None = None
 
 
@@ -73,6 +76,11 @@ class DeviceOut(BaseModel):
 
 class AckIn(BaseModel):
     note: str = Field("", max_length=500)
+
+
+class ShelveIn(BaseModel):
+    minutes: float = Field(gt=0, le=24 * 60, description="ISA-18.2 shelving always expires (max 24 h)")
+    reason: str = Field(min_length=1, max_length=500, description="Why: recorded in the timeline")
 
 
 def _iso(ts: float) -> str:
@@ -103,6 +111,9 @@ def incident_out(incident: Incident, with_timeline: bool) -> IncidentOut:
         acknowledged_at=incident.acknowledged_at,
         acknowledged_by=incident.acknowledged_by,
         escalation_level=incident.escalation_level,
+        latched=incident.latched,
+        chattering=incident.chattering,
+        shelved_until=incident.shelved_until,
         timeline=timeline,
     )
 
@@ -151,18 +162,39 @@ def create_app(ctx: ApiContext) -> FastAPI:
     async def get_incident(incident_id: int, user: User) -> IncidentOut:
         return incident_out(await visible(user, incident_id), True)
 
+    async def operable(user: Principal, incident_id: int) -> None:
+        incident = await visible(user, incident_id)
+        if not user.at_least("operator"):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "operators and above may act on incidents")
+        if incident.state not in (IncidentState.OPEN, IncidentState.ACKNOWLEDGED):
+            raise HTTPException(status.HTTP_409_CONFLICT, f"incident is {incident.state.value}")
+
     @app.post("/incidents/{incident_id}/ack", response_model=IncidentOut, tags=["incidents"])
     async def ack_incident(
         incident_id: int, user: User, request: Request, body: AckIn | None = None
     ) -> IncidentOut:
-        incident = await visible(user, incident_id)
-        if not user.at_least("operator"):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "operators and above may acknowledge")
-        if incident.state not in (IncidentState.OPEN, IncidentState.ACKNOWLEDGED):
-            raise HTTPException(status.HTTP_409_CONFLICT, f"incident is {incident.state.value}")
+        await operable(user, incident_id)
         source = request.client.host if request.client else ""
         try:
             await ctx.service.acknowledge(incident_id, user.name, source, body.note if body else "")
+        except IncidentError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        return incident_out(await visible(user, incident_id), True)
+
+    @app.post("/incidents/{incident_id}/shelve", response_model=IncidentOut, tags=["incidents"])
+    async def shelve_incident(incident_id: int, user: User, body: ShelveIn) -> IncidentOut:
+        await operable(user, incident_id)
+        try:
+            await ctx.service.shelve(incident_id, user.name, body.minutes, body.reason)
+        except IncidentError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        return incident_out(await visible(user, incident_id), True)
+
+    @app.post("/incidents/{incident_id}/unshelve", response_model=IncidentOut, tags=["incidents"])
+    async def unshelve_incident(incident_id: int, user: User) -> IncidentOut:
+        await operable(user, incident_id)
+        try:
+            await ctx.service.unshelve(incident_id, user.name)
         except IncidentError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
         return incident_out(await visible(user, incident_id), True)

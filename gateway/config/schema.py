@@ -44,6 +44,11 @@ class ModbusEndpointConfig(_Strict):
     unit_id: int = Field(1, ge=0, le=255, description="Modbus unit (slave) id behind the endpoint")
     timeout: float = Field(1.0, gt=0, le=30, description="Seconds to wait for one reply")
     retries: int = Field(0, ge=0, le=5, description="Immediate retries of a failed request in one poll")
+    framer: Literal["socket", "rtu"] = Field(
+        "socket",
+        description="Framing on the TCP connection: 'socket' is Modbus TCP; 'rtu' is Modbus RTU frames "
+        "over TCP, what an RS-485-to-TCP converter in transparent mode passes through",
+    )
 
 
 class MqttDeviceConfig(_Strict):
@@ -107,19 +112,33 @@ class ConditionConfig(_Strict):
 
 
 class RuleConfig(_Strict):
-    """A rule on one family or one device. Kinds: threshold, state, event, offline."""
+    """A rule on one family or one device. Kinds: threshold, state, event, count, rate, offline."""
 
     id: Ident = Field(description="Rule id; the same id in the site file replaces a shipped default")
-    kind: Literal["threshold", "state", "event", "offline"] = Field(description="Rule kind")
+    kind: Literal["threshold", "state", "event", "count", "rate", "offline"] = Field(description="Rule kind")
     family: Family | None = Field(None, description="Applies to every device of this family")
     device: str | None = Field(None, description="Applies to this device only (estate/device or device)")
     point: str | None = Field(None, description="Point watched (threshold, state)")
     op: Op | None = Field(None, description="Comparison (threshold)")
-    limit: float | None = Field(None, description="Limit (threshold)")
+    limit: float | None = Field(None, description="Limit (threshold); units per minute (rate)")
     deadband: float = Field(0.0, ge=0, description="Hysteresis before the alarm clears (threshold)")
     values: list[str | float | int | bool] | None = Field(None, description="Alarm values (state)")
     events: list[str] | None = Field(None, description="Event kinds that raise it (event)")
-    clear_after: float = Field(0.0, ge=0, description="Event alarms return to normal after s (0: at ack)")
+    clear_after: float = Field(0.0, ge=0, description="Event alarms return to normal after s (0: at once)")
+    count: int | None = Field(None, ge=2, description="Events within `window` that raise it (count)")
+    window: float | None = Field(None, gt=0, le=86400, description="Sliding window in seconds (count, rate)")
+    group_by: str | None = Field(None, description="Count per value of this event attribute (e.g. reader)")
+    schedule: Literal["always", "outside_gate_hours", "inside_gate_hours"] = Field(
+        "always", description="Only alarm at these times (the estate's gate hours, in its timezone)"
+    )
+    latch: bool = Field(False, description="Stay active after the condition clears until acknowledged")
+    chatter_count: int = Field(
+        0, ge=0, description="Activations within chatter_window that flag the alarm as chattering (0: off)"
+    )
+    chatter_window: float = Field(600.0, gt=0, description="Seconds for chattering detection")
+    suppress_when: ConditionConfig | None = Field(
+        None, description="Suppressed by design while this holds (e.g. generator in a planned test run)"
+    )
     on_delay: float = Field(0.0, ge=0, description="Seconds the condition must hold before alarming")
     off_delay: float = Field(0.0, ge=0, description="Seconds the condition must be gone before clearing")
     when: ConditionConfig | None = Field(None, description="Only evaluate while this holds")
@@ -129,10 +148,14 @@ class RuleConfig(_Strict):
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> RuleConfig:
-        if self.kind not in {"event", "offline"} and not self.point:
+        if self.kind not in {"event", "count", "offline"} and not self.point:
             raise ValueError(f"a {self.kind} rule needs 'point'")
-        if self.kind == "threshold" and (self.op is None or self.limit is None):
-            raise ValueError("a threshold rule needs 'op' and 'limit'")
+        if self.kind in {"threshold", "rate"} and (self.op is None or self.limit is None):
+            raise ValueError(f"a {self.kind} rule needs 'op' and 'limit'")
+        if self.kind == "count" and (not self.events or self.count is None or self.window is None):
+            raise ValueError("a count rule needs 'events', 'count' and 'window'")
+        if self.kind == "rate" and (self.window is None or self.op not in {">", "<"}):
+            raise ValueError("a rate rule needs 'window' and op '>' (rising) or '<' (falling)")
         if self.kind == "state" and not self.values:
             raise ValueError("a state rule needs 'values'")
         if self.kind == "event" and not self.events:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from gateway.alerts.rules import Transition
+from gateway.alerts import Transition
 from gateway.incidents.feed import IncidentFeed
 from gateway.incidents.manager import IncidentChange, IncidentError, IncidentManager
 from gateway.model import Clock, Incident
@@ -56,6 +56,30 @@ class IncidentService:
         if incident is None:
             raise IncidentError(f"incident {incident_id} not found")
         return incident
+
+    async def shelve(self, incident_id: int, user: str, minutes: float, reason: str) -> Incident:
+        async with self._lock:
+            now = self.clock.now()
+            change = self.manager.shelve(incident_id, user, now, now + minutes * 60, reason)
+            await self._commit([change])
+            return change.incident
+
+    async def unshelve(self, incident_id: int, user: str) -> Incident:
+        async with self._lock:
+            change = self.manager.unshelve(incident_id, user, self.clock.now())
+            if change is not None:
+                await self._commit([change])
+                return change.incident
+        incident = await self.store.get_incident(incident_id)
+        if incident is None:
+            raise IncidentError(f"incident {incident_id} not found")
+        return incident
+
+    async def expire_shelves(self) -> None:
+        if not any(i.shelved_until is not None for i in self.manager.by_id.values()):
+            return
+        async with self._lock:
+            await self._commit(self.manager.expire_shelves(self.clock.now()))
 
     async def _commit(self, changes: list[IncidentChange]) -> None:
         if not changes:

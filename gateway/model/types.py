@@ -141,6 +141,9 @@ class Incident:
     acknowledged_at: float | None = None
     acknowledged_by: str | None = None
     resolved_at: float | None = None
+    latched: bool = False  # condition gone, held active until acknowledged (latching alarm)
+    chattering: bool = False  # flagged once by chattering detection (ISA-18.2)
+    shelved_until: float | None = None  # shelved by an operator until this wall time
     timeline: list[TimelineEntry] = field(default_factory=list)
 
 

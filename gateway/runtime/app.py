@@ -97,7 +97,9 @@ class App:
         for bound in self.devices:
             cfg, stats = bound.config, self.stats.for_device(bound.estate, bound.config.id)
             if isinstance(bound.profile, ModbusProfile) and cfg.modbus is not None:
-                endpoint = self.endpoints.get(cfg.modbus.host, cfg.modbus.port, cfg.modbus.timeout)
+                endpoint = self.endpoints.get(
+                    cfg.modbus.host, cfg.modbus.port, cfg.modbus.timeout, cfg.modbus.framer
+                )
                 driver = ModbusDeviceDriver(
                     bound.estate,
                     cfg.id,

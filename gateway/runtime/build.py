@@ -16,13 +16,16 @@ class BoundDevice:
     estate: str
     config: DeviceConfig
     profile: ModbusProfile | MqttProfile
+    timezone: str = "Asia/Shanghai"
+    gate_hours: str = "06:00-23:00"
 
     @property
     def info(self) -> DeviceInfo:
         timeout = self.config.heartbeat_timeout if self.config.mqtt is not None else None
         return DeviceInfo(
-            self.estate, self.config.id, self.config.family.value, self.config.location, timeout, self.points
-        )
+            self.estate, self.config.id, self.config.family.value, self.config.location, timeout, self.points,
+            self.timezone, self.gate_hours,
+        )  # fmt: skip
 
     @property
     def points(self) -> tuple[str, ...]:
@@ -65,5 +68,5 @@ def bind_devices(
             elif isinstance(profile, MqttProfile) and device.mqtt is None:
                 problem(f"profile {profile.name!r} speaks MQTT; give the device an 'mqtt' section")
             else:
-                bound.append(BoundDevice(estate.id, device, profile))
+                bound.append(BoundDevice(estate.id, device, profile, estate.timezone, estate.gate_hours))
     return bound, issues

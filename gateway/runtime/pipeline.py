@@ -77,6 +77,7 @@ class Pipeline:
             await asyncio.sleep(self.tick_interval)
             self._idle.discard("tick")
             await self._commit(self.engine.tick())
+            await self.service.expire_shelves()
 
     async def process(self, batch: list[Envelope]) -> None:
         transitions: list[Transition] = []

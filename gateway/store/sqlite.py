@@ -40,14 +40,21 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX timeline_incident ON timeline(incident_id, id);
     """,
+    # 2: latching, chattering, shelving
+    """
+    ALTER TABLE incidents ADD COLUMN latched INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE incidents ADD COLUMN chattering INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE incidents ADD COLUMN shelved_until REAL
+    """,
 ]
 
 _COLUMNS = (
     "id, estate, device, rule, alarm_key, priority, state, title, title_en, opened_at, updated_at, active, "
-    "escalation_level, assignee, acknowledged_at, acknowledged_by, resolved_at"
+    "escalation_level, assignee, acknowledged_at, acknowledged_by, resolved_at, "
+    "latched, chattering, shelved_until"
 )
 
-_INSERT = f"INSERT INTO incidents ({_COLUMNS.removeprefix('id, ')}) VALUES ({','.join('?' * 16)})"
+_INSERT = f"INSERT INTO incidents ({_COLUMNS.removeprefix('id, ')}) VALUES ({','.join('?' * 19)})"
 _UPDATE = (
     "UPDATE incidents SET "
     + ", ".join(f"{c}=?" for c in _COLUMNS.removeprefix("id, ").split(", "))
@@ -105,29 +112,9 @@ class SqliteStore:
             conn.execute("BEGIN IMMEDIATE")
             for change in changes:
                 inc = change.incident
-                row = (
-                    inc.estate,
-                    inc.device,
-                    inc.rule,
-                    inc.alarm_key,
-                    inc.priority.value,
-                    inc.state.value,
-                    inc.title,
-                    inc.title_en,
-                    inc.opened_at,
-                    inc.updated_at,
-                    int(inc.active),
-                    inc.escalation_level,
-                    inc.assignee,
-                    inc.acknowledged_at,
-                    inc.acknowledged_by,
-                    inc.resolved_at,
-                )
+                row = _row(inc)
                 if change.new:
-                    cur = conn.execute(
-                        _INSERT,
-                        row,
-                    )
+                    cur = conn.execute(_INSERT, row)
                     assert cur.lastrowid is not None
                     inc.id = cur.lastrowid
                 else:
@@ -185,6 +172,16 @@ class SqliteStore:
         return await self._run(read)
 
 
+def _row(inc: Incident) -> tuple[object, ...]:
+    """Column values in _COLUMNS order, without the id."""
+    return (
+        inc.estate, inc.device, inc.rule, inc.alarm_key, inc.priority.value, inc.state.value, inc.title,
+        inc.title_en, inc.opened_at, inc.updated_at, int(inc.active), inc.escalation_level, inc.assignee,
+        inc.acknowledged_at, inc.acknowledged_by, inc.resolved_at, int(inc.latched), int(inc.chattering),
+        inc.shelved_until,
+    )  # fmt: skip
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
     """Apply the migrations this database has not seen, each in its own transaction. Never destructive."""
     conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -200,44 +197,32 @@ def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute("COMMIT")
 
 
+_NAMES = tuple(_COLUMNS.split(", "))
+
+
 def _incident(conn: sqlite3.Connection, row: tuple[Any, ...], with_timeline: bool) -> Incident:
-    (
-        id_,
-        estate,
-        device,
-        rule,
-        key,
-        priority,
-        state,
-        title,
-        title_en,
-        opened,
-        updated,
-        active,
-        level,
-        assignee,
-        acked_at,
-        acked_by,
-        resolved_at,
-    ) = row
+    r = dict(zip(_NAMES, row, strict=True))
     incident = Incident(
-        id=int(id_),
-        estate=str(estate),
-        device=str(device),
-        rule=str(rule),
-        alarm_key=str(key),
-        priority=Priority(priority),
-        state=IncidentState(state),
-        title=str(title),
-        title_en=str(title_en),
-        opened_at=float(opened),
-        updated_at=float(updated),
-        active=bool(active),
-        escalation_level=int(level),
-        assignee=assignee if assignee is None else str(assignee),
-        acknowledged_at=acked_at if acked_at is None else float(acked_at),
-        acknowledged_by=acked_by if acked_by is None else str(acked_by),
-        resolved_at=resolved_at if resolved_at is None else float(resolved_at),
+        id=int(r["id"]),
+        estate=r["estate"],
+        device=r["device"],
+        rule=r["rule"],
+        alarm_key=r["alarm_key"],
+        priority=Priority(r["priority"]),
+        state=IncidentState(r["state"]),
+        title=r["title"],
+        title_en=r["title_en"],
+        opened_at=float(r["opened_at"]),
+        updated_at=float(r["updated_at"]),
+        active=bool(r["active"]),
+        escalation_level=int(r["escalation_level"]),
+        assignee=r["assignee"],
+        acknowledged_at=r["acknowledged_at"],
+        acknowledged_by=r["acknowledged_by"],
+        resolved_at=r["resolved_at"],
+        latched=bool(r["latched"]),
+        chattering=bool(r["chattering"]),
+        shelved_until=r["shelved_until"],
     )
     if with_timeline:
         entries = conn.execute(

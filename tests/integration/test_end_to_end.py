@@ -258,3 +258,37 @@ async def test_backlog_in_the_gateway_stays_bounded(broker: MosquittoProcess, tm
         assert app.mqtt.read_gate.pauses > 0
         assert peak <= 50 + 100 + 1
         assert gate_stats.readings == 5000 and sum(gate_stats.errors.values()) == 0
+
+
+async def test_shelve_and_unshelve_through_the_api(broker: MosquittoProcess, tmp_path: Path) -> None:
+    async with estate_stack(broker, tmp_path) as s:
+        await s.host.mqtt_devices["gate-north"].event("door_forced")
+        await s.until(lambda: s.opened("gate_door_forced"), 2, "incident")
+        incident_id = s.opened()[0].change.incident.id
+        body = {"minutes": 30, "reason": "门磁故障，已报修"}
+        assert (
+            await s.api("POST", f"/incidents/{incident_id}/shelve", role="viewer", json=body)
+        ).status_code == 403
+        bad = await s.api("POST", f"/incidents/{incident_id}/shelve", json={"minutes": 0, "reason": "x"})
+        assert bad.status_code == 422  # shelving always has a positive, bounded expiry
+        shelved = (await s.api("POST", f"/incidents/{incident_id}/shelve", json=body)).json()
+        assert shelved["alarm_state"] == "shelved" and shelved["shelved_until"] > time.time() + 29 * 60
+        assert shelved["timeline"][-1]["detail"]["reason"] == "门磁故障，已报修"
+        unshelved = (await s.api("POST", f"/incidents/{incident_id}/unshelve")).json()
+        assert unshelved["alarm_state"] == "unack_rtn" and unshelved["shelved_until"] is None
+        assert unshelved["timeline"][-1]["actor"] == "control-room"
+
+
+async def test_denial_burst_at_one_reader_over_mqtt(broker: MosquittoProcess, tmp_path: Path) -> None:
+    async with estate_stack(broker, tmp_path) as s:
+        gate = s.host.mqtt_devices["gate-north"]
+        for _ in range(4):
+            await gate.event("card_denied", reader=1, card="0000001")
+        await gate.event("card_denied", reader=2, card="0000002")
+        await asyncio.sleep(0.5)
+        assert not s.opened("gate_denied_burst")
+        await gate.event("card_denied", reader=1, card="0000001")
+        await s.until(lambda: s.opened("gate_denied_burst"), 2, "denial-burst incident")
+        [item] = s.opened("gate_denied_burst")
+        assert item.change.incident.priority.value == "medium"
+        assert "reader 1" in item.change.incident.title_en

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -94,4 +95,86 @@ async def test_store_survives_restart(tmp_path: Path) -> None:
     scoped = await svc2.list(IncidentQuery(estates=frozenset({"e2"})))
     assert [i.estate for i in scoped] == ["e2"]
     assert await svc2.list(IncidentQuery(estates=frozenset())) == []
+    await reopened.close()
+
+
+def _replace(t: Transition, **kw: object) -> Transition:
+    return dataclasses.replace(t, **kw)  # type: ignore[arg-type]
+
+
+async def test_latching_alarm_holds_until_acknowledged(service: IncidentService) -> None:
+    [opened] = await service.apply([_replace(tr(True), latch=True)])
+    await service.apply([_replace(tr(False, ts=2), latch=True)])  # detector reset at the panel
+    incident = opened.incident
+    assert incident.active and incident.latched
+    assert alarm_state(incident) is AlarmState.UNACK_ACTIVE
+    await service.acknowledge(incident.id, "op1")
+    assert not incident.active and not incident.latched
+    assert alarm_state(incident) is AlarmState.NORMAL
+    stored = await service.get(incident.id)
+    assert stored is not None and [e.action for e in stored.timeline] == [
+        "opened",
+        "condition_cleared_latched",
+        "acknowledged",
+        "alarm_returned_to_normal",
+    ]
+
+
+async def test_acknowledged_latching_alarm_clears_normally(service: IncidentService) -> None:
+    [opened] = await service.apply([_replace(tr(True), latch=True)])
+    await service.acknowledge(opened.incident.id, "op1")
+    await service.apply([_replace(tr(False, ts=2), latch=True)])
+    assert not opened.incident.active and alarm_state(opened.incident) is AlarmState.NORMAL
+
+
+async def test_shelving_hides_and_expires(service: IncidentService) -> None:
+    clock = service.clock
+    assert isinstance(clock, ManualClock)
+    [opened] = await service.apply([tr(True)])
+    incident = await service.shelve(opened.incident.id, "op1", minutes=10, reason="sensor being replaced")
+    assert alarm_state(incident) is AlarmState.SHELVED
+    await service.apply([tr(False, ts=2)])
+    await service.apply([tr(True, ts=3)])  # re-activation while shelved asks for nothing
+    assert incident.state is IncidentState.OPEN and alarm_state(incident) is AlarmState.SHELVED
+    clock.advance(9 * 60)
+    await service.expire_shelves()
+    assert incident.shelved_until is not None
+    clock.advance(61)
+    await service.expire_shelves()
+    assert incident.shelved_until is None and alarm_state(incident) is AlarmState.UNACK_ACTIVE
+    stored = await service.get(incident.id)
+    assert stored is not None
+    shelved = [e for e in stored.timeline if e.action in ("shelved", "unshelved")]
+    assert [(e.action, e.actor) for e in shelved] == [("shelved", "op1"), ("unshelved", "system")]
+    assert shelved[0].detail["reason"] == "sensor being replaced"
+
+
+async def test_shelving_needs_a_future_expiry(service: IncidentService) -> None:
+    [opened] = await service.apply([tr(True)])
+    with pytest.raises(IncidentError):
+        service.manager.shelve(opened.incident.id, "op1", ts=10.0, until=5.0, reason="x")
+
+
+async def test_chattering_and_suppression_are_in_the_timeline(service: IncidentService) -> None:
+    [opened] = await service.apply([_replace(tr(True), chattering=True)])
+    await service.apply([_replace(tr(False, ts=2), reason="suppressed")])
+    stored = await service.get(opened.incident.id)
+    assert stored is not None and stored.chattering
+    assert [e.action for e in stored.timeline] == ["opened", "chattering_detected", "alarm_suppressed"]
+    assert service.manager.chattering == 1
+
+
+async def test_new_fields_survive_a_restart(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "t.db")
+    await store.open()
+    svc = IncidentService(store, ManualClock())
+    await svc.start()
+    [opened] = await svc.apply([_replace(tr(True), latch=True, chattering=True)])
+    await svc.apply([_replace(tr(False, ts=2), latch=True)])
+    await svc.shelve(opened.incident.id, "op1", minutes=5, reason="r")
+    await store.close()
+    reopened = SqliteStore(tmp_path / "t.db")
+    await reopened.open()
+    [incident] = await reopened.load_unresolved()
+    assert incident.latched and incident.chattering and incident.shelved_until is not None
     await reopened.close()

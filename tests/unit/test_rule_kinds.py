@@ -1,0 +1,133 @@
+"""Count windows, rates, schedules, suppression and chattering, as timelines on an injected clock."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from gateway.alerts import DeviceInfo
+from gateway.model import DeviceEvent
+from tests.unit.test_engine import Timeline, reading, rule
+
+GATE = [DeviceInfo("e1", "g1", "access_gate", timezone="Asia/Shanghai", gate_hours="06:00-23:00")]
+
+
+def denied(reader: int) -> DeviceEvent:
+    return DeviceEvent(0, "e1", "g1", "card_denied", {"reader": reader})
+
+
+def test_five_denials_in_sixty_seconds_at_one_reader() -> None:
+    t = Timeline(
+        [
+            rule(
+                id="burst",
+                kind="count",
+                family="access_gate",
+                events=["card_denied"],
+                count=5,
+                window=60,
+                group_by="reader",
+            )
+        ],
+        GATE,
+    )
+    for second in range(4):
+        assert t.at(second * 10, denied(1)) == []
+    assert t.at(45, denied(2)) == []  # another reader does not add up
+    [raised] = t.at(50, denied(1))
+    assert raised.active and raised.value == "5 × card_denied @ reader 1"
+    assert t.at(55, denied(1)) == []  # still active: no second activation
+    assert t.at(69) == []  # the first denial (t=0) ages out at 60 s; 5 remain in window (10..55)
+    [cleared] = t.at(80)  # now only 20..55 remain for reader 1: 4 < 5
+    assert not cleared.active
+
+
+def test_rate_of_change_needs_half_a_window_of_history() -> None:
+    devices = [DeviceInfo("e1", "s1", "septic_pressure")]
+    t = Timeline(
+        [rule(id="rising", kind="rate", family="septic_pressure", point="p", op=">", limit=1.0, window=120)],
+        devices,
+    )
+    assert t.at(0, reading("p", 10.0, "s1")) == []
+    assert t.at(30, reading("p", 11.0, "s1")) == []  # 2 kPa/min, but only 30 s of history
+    [raised] = t.at(60, reading("p", 12.0, "s1"))  # 2 kPa/min over 60 s
+    assert raised.active
+    assert t.at(120, reading("p", 12.1, "s1")) == []  # window 0..120: 1.05 kPa/min, still rising fast
+    [cleared] = t.at(180, reading("p", 12.2, "s1"))  # window 60..180: 0.1 kPa/min
+    assert not cleared.active
+
+
+def _wall(hour: int, minute: int = 0) -> float:
+    return datetime(2026, 11, 23, hour, minute, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+
+
+def test_after_hours_entry_uses_the_estates_timezone() -> None:
+    t = Timeline(
+        [
+            rule(
+                id="after_hours",
+                kind="event",
+                family="access_gate",
+                events=["card_granted"],
+                schedule="outside_gate_hours",
+                priority="low",
+            )
+        ],
+        GATE,
+    )
+    granted = DeviceEvent(0, "e1", "g1", "card_granted", {"card": "8165538"})
+    t.clock.step_wall(_wall(10, 0) - t.clock.now())  # 10:00 in Shanghai (02:00 UTC): open hours
+    assert t.at(1, granted) == []
+    t.clock.step_wall(_wall(23, 30) - t.clock.now())  # 23:30 in Shanghai: after hours
+    raised, cleared = t.at(2, granted)
+    assert raised.active and raised.value == "8165538" and not cleared.active
+    t.clock.step_wall(_wall(5, 59) - t.clock.now())  # 05:59: still closed
+    assert len(t.at(3, granted)) == 2
+
+
+def test_suppressed_by_design_while_in_a_planned_test_run() -> None:
+    t = Timeline(
+        [
+            rule(
+                id="fuel",
+                kind="threshold",
+                family="generator",
+                point="fuel",
+                op="<",
+                limit=20,
+                suppress_when={"point": "mode", "in": ["test_on_load"]},
+            )
+        ]
+    )
+    t.at(0, reading("mode", "auto"))
+    [raised] = t.at(1, reading("fuel", 15))
+    assert raised.active
+    [suppressed] = t.at(2, reading("mode", "test_on_load"))
+    assert not suppressed.active and suppressed.reason == "suppressed"
+    assert t.at(3, reading("fuel", 10)) == []  # no alarm while suppressed
+    [again] = t.at(4, reading("mode", "auto"))
+    assert again.active and again.reason == ""
+
+
+def test_chattering_is_flagged_once() -> None:
+    t = Timeline(
+        [
+            rule(
+                id="hi",
+                kind="threshold",
+                family="generator",
+                point="p",
+                op=">",
+                limit=5,
+                chatter_count=3,
+                chatter_window=60,
+            )
+        ]
+    )
+    flags = []
+    for second in range(0, 12, 2):
+        for tr in t.at(second, reading("p", 9 if second % 4 == 0 else 1)):
+            if tr.active:
+                flags.append(tr.chattering)
+    assert flags == [False, False, True]  # activations at 0, 4, 8 s: the third one flags it
+    assert t.at(200, reading("p", 9))[0].chattering is False  # quiet for the window: no longer chattering
