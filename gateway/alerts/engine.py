@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from gateway.alerts.composite import CompositeInstance
 from gateway.alerts.instance import RuleInstance, Transition
 from gateway.alerts.rules import compile_rules
 from gateway.config.schema import RuleConfig
@@ -29,6 +30,7 @@ class DeviceInfo:
     points: tuple[str, ...] = ()  # the profile's point names, for glob rules
     timezone: str = "Asia/Shanghai"
     gate_hours: str = "06:00-23:00"
+    zone: str = ""
 
 
 @dataclass
@@ -51,6 +53,10 @@ class AlertEngine:
         self._by_point: dict[tuple[str, str, str], list[RuleInstance]] = {}
         self._by_event: dict[tuple[str, str, str], list[RuleInstance]] = {}
         for inst in self.instances:
+            if isinstance(inst, CompositeInstance):
+                for device, point in inst.pairs:
+                    self._by_point.setdefault((inst.estate, device, point), []).append(inst)
+                continue
             if inst.rule.kind in ("event", "count"):
                 for kind in inst.rule.events or ():
                     self._by_event.setdefault((inst.estate, inst.device, kind), []).append(inst)
@@ -95,7 +101,9 @@ class AlertEngine:
     def _set(self, state: _DeviceState, point: str, value: Value, now: float, out: list[Transition]) -> None:
         state.values[point] = value
         for inst in self._by_point.get((state.info.estate, state.info.device, point), ()):
-            if inst.rule.kind == "rate" and point == inst.point:
+            if isinstance(inst, CompositeInstance):
+                inst.update(state.info.device, point, value, now)
+            elif inst.rule.kind == "rate" and point == inst.point:
                 inst.observe(value, now)
             self._evaluate(inst, state.values, now, out)
 
@@ -139,9 +147,9 @@ class AlertEngine:
                 state.absent = True
                 self._set(state, "online", False, now, out)
         for inst in list(self._timed):
-            state = self._devices[(inst.estate, inst.device)]
-            if inst.rule.kind == "count":
-                self._tick_count(inst, state, now, out)
+            device = self._devices.get((inst.estate, inst.device))  # None for estate/zone-wide rules
+            if inst.rule.kind == "count" and device is not None:
+                self._tick_count(inst, device, now, out)
             elif inst.clear_due is not None:
                 if now >= inst.clear_due:
                     inst.clear_due = None
@@ -149,7 +157,7 @@ class AlertEngine:
                     if inst.active:
                         out.append(inst.transition(False, self.clock.now(), now, {}))
             else:
-                self._evaluate(inst, state.values, now, out)
+                self._evaluate(inst, device.values if device is not None else {}, now, out)
         return out
 
     def _tick_count(self, inst: RuleInstance, state: _DeviceState, now: float, out: list[Transition]) -> None:
@@ -180,7 +188,8 @@ class AlertEngine:
                 self._timed.add(inst)
                 return
         self._timed.discard(inst)
-        out.append(inst.transition(raising, wall, now, values))
+        shown = inst.shown() if isinstance(inst, CompositeInstance) else None
+        out.append(inst.transition(raising, wall, now, values, shown))
 
     def online(self, estate: str, device: str) -> bool | None:
         """The core's view: explicit 'online' readings, heartbeat absence; None until first heard of."""

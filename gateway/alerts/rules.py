@@ -10,6 +10,7 @@ from typing import Protocol
 from pydantic import TypeAdapter
 from ruamel.yaml import YAML
 
+from gateway.alerts.composite import compile_composite
 from gateway.alerts.instance import RuleInstance
 from gateway.alerts.schedule import GateHours
 from gateway.config.schema import RuleConfig
@@ -34,10 +35,13 @@ def merge_rules(defaults: Iterable[RuleConfig], site: Iterable[RuleConfig]) -> l
 
 def compile_rules(rules: Iterable[RuleConfig], devices: Iterable[DeviceRef]) -> list[RuleInstance]:
     """One instance per (rule, matching device); a glob point ("*.fire") gives one per matching point."""
-    instances = []
+    instances: list[RuleInstance] = []
     device_list = list(devices)
     hours: dict[tuple[str, str], GateHours] = {}
     for rule in rules:
+        if rule.kind == "composite":
+            instances.extend(compile_composite(rule, device_list))
+            continue
         for ref in device_list:
             if rule.device is not None:
                 if rule.device not in (ref.device, f"{ref.estate}/{ref.device}"):
@@ -73,3 +77,5 @@ class DeviceRef(Protocol):
     def timezone(self) -> str: ...
     @property
     def gate_hours(self) -> str: ...
+    @property
+    def zone(self) -> str: ...

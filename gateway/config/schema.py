@@ -111,11 +111,35 @@ class ConditionConfig(_Strict):
     not_in: list[str | float | int | bool] | None = Field(None, description="Forbidden values")
 
 
+class TermConfig(_Strict):
+    """One part of a composite rule: which points of which devices, and what makes it true."""
+
+    family: Family | None = Field(None, description="Any device of this family in the estate (or zone)")
+    device: str | None = Field(None, description="This device only")
+    point: str = Field(description="Point name; a glob like '*.fire' matches many")
+    values: list[str | float | int | bool] | None = Field(
+        None, description="True while the value is one of these"
+    )
+    op: Op | None = Field(None, description="Or a comparison with `limit`")
+    limit: float | None = Field(None, description="Limit for `op`")
+
+    @model_validator(mode="after")
+    def _one_test(self) -> TermConfig:
+        if (self.values is None) == (self.op is None or self.limit is None):
+            raise ValueError("a term needs 'values', or 'op' and 'limit'")
+        if self.family is None and self.device is None:
+            raise ValueError("a term needs 'family' or 'device'")
+        return self
+
+
 class RuleConfig(_Strict):
-    """A rule on one family or one device. Kinds: threshold, state, event, count, rate, offline."""
+    """A rule on one family or one device. Kinds: threshold, state, event, count, rate, offline, and
+    composite (terms over several devices of one estate or zone)."""
 
     id: Ident = Field(description="Rule id; the same id in the site file replaces a shipped default")
-    kind: Literal["threshold", "state", "event", "count", "rate", "offline"] = Field(description="Rule kind")
+    kind: Literal["threshold", "state", "event", "count", "rate", "offline", "composite"] = Field(
+        description="Rule kind"
+    )
     family: Family | None = Field(None, description="Applies to every device of this family")
     device: str | None = Field(None, description="Applies to this device only (estate/device or device)")
     point: str | None = Field(None, description="Point watched (threshold, state)")
@@ -139,6 +163,10 @@ class RuleConfig(_Strict):
     suppress_when: ConditionConfig | None = Field(
         None, description="Suppressed by design while this holds (e.g. generator in a planned test run)"
     )
+    terms: list[TermConfig] | None = Field(None, description="Composite: every term must hold")
+    at_least: int = Field(1, ge=1, description="Composite with one term: distinct points that must hold")
+    within: float | None = Field(None, gt=0, description="Composite: those points became true within s")
+    same_zone: bool = Field(False, description="Composite: evaluated per zone (devices' `zone`)")
     on_delay: float = Field(0.0, ge=0, description="Seconds the condition must hold before alarming")
     off_delay: float = Field(0.0, ge=0, description="Seconds the condition must be gone before clearing")
     when: ConditionConfig | None = Field(None, description="Only evaluate while this holds")
@@ -148,6 +176,12 @@ class RuleConfig(_Strict):
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> RuleConfig:
+        if self.kind == "composite":
+            if not self.terms:
+                raise ValueError("a composite rule needs 'terms'")
+            if self.at_least > 1 and len(self.terms) != 1:
+                raise ValueError("'at_least' counts points of a single term")
+            return self
         if self.kind not in {"event", "count", "offline"} and not self.point:
             raise ValueError(f"a {self.kind} rule needs 'point'")
         if self.kind in {"threshold", "rate"} and (self.op is None or self.limit is None):

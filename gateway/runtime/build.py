@@ -24,7 +24,7 @@ class BoundDevice:
         timeout = self.config.heartbeat_timeout if self.config.mqtt is not None else None
         return DeviceInfo(
             self.estate, self.config.id, self.config.family.value, self.config.location, timeout, self.points,
-            self.timezone, self.gate_hours,
+            self.timezone, self.gate_hours, self.config.zone,
         )  # fmt: skip
 
     @property

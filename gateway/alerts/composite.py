@@ -1,0 +1,105 @@
+"""Composite rules: conditions over several devices of one estate (or one zone of it).
+
+Each term matches (device, point) pairs; the instance keeps, per term, which pairs hold now and since
+when (monotonic). It is true when every term has a pair that holds, or, for a single term with
+`at_least` N, when N distinct pairs hold and (with `within`) became true within that many seconds of
+each other: "two fire points in the same zone within 2 min". Timing beyond that (on-delay: "the barrier
+is still closed 30 s after the fire alarm") is the engine's usual delay path.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from gateway.alerts.instance import _OPS, RuleInstance
+from gateway.config.schema import RuleConfig, TermConfig
+from gateway.model import Value
+
+
+class _DeviceLike(Protocol):
+    @property
+    def estate(self) -> str: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def family(self) -> str: ...
+    @property
+    def zone(self) -> str: ...
+    @property
+    def points(self) -> tuple[str, ...]: ...
+
+
+def term_matches(term: TermConfig, value: Value) -> bool:
+    if term.values is not None:
+        return value in term.values
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    assert term.op is not None and term.limit is not None
+    return _OPS[term.op](float(value), term.limit)
+
+
+@dataclass(eq=False, slots=True)
+class CompositeInstance(RuleInstance):
+    """A RuleInstance whose condition reads its own per-term state instead of one device's values."""
+
+    pairs: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (device, point) → term indexes
+    holding: list[dict[tuple[str, str], float]] = field(default_factory=list)  # per term: pair → since
+
+    def __post_init__(self) -> None:
+        self.key = f"{self.estate}/{self.device}/{self.rule.id}"
+        self.watched = ()
+        self.holding = [{} for _ in self.rule.terms or ()]
+
+    def update(self, device: str, point: str, value: Value, now: float) -> None:
+        for index in self.pairs.get((device, point), ()):
+            term = (self.rule.terms or [])[index]
+            held = self.holding[index]
+            if term_matches(term, value):
+                held.setdefault((device, point), now)
+            else:
+                held.pop((device, point), None)
+
+    def condition(self, values: Mapping[str, Value], wall: float) -> bool | None:
+        if not self.in_schedule(wall):
+            return False
+        if self.rule.at_least > 1:
+            return self._enough_together(sorted(self.holding[0].values()))
+        return all(self.holding)
+
+    def _enough_together(self, since: list[float]) -> bool:
+        n, within = self.rule.at_least, self.rule.within
+        if len(since) < n:
+            return False
+        if within is None:
+            return True
+        return any(since[i + n - 1] - since[i] <= within for i in range(len(since) - n + 1))
+
+    def shown(self) -> str:
+        """Which devices/points make it true, for the message."""
+        return ", ".join(sorted(f"{d} {p}" for held in self.holding for d, p in held))
+
+
+def compile_composite(rule: RuleConfig, devices: Iterable[_DeviceLike]) -> list[CompositeInstance]:
+    """One instance per estate, or per (estate, zone) with same_zone; only where every term can match."""
+    groups: dict[tuple[str, str], list[_DeviceLike]] = {}
+    for ref in devices:
+        scope = ref.zone if rule.same_zone else "*"
+        groups.setdefault((ref.estate, scope), []).append(ref)
+    out = []
+    for (estate, scope), members in groups.items():
+        inst = CompositeInstance(rule, estate, scope, location=scope if scope != "*" else "")
+        for index, term in enumerate(rule.terms or ()):
+            for ref in members:
+                if term.device is not None and term.device not in (ref.device, f"{ref.estate}/{ref.device}"):
+                    continue
+                if term.device is None and term.family != ref.family:
+                    continue
+                for point in fnmatch.filter(ref.points, term.point):
+                    inst.pairs.setdefault((ref.device, point), []).append(index)
+        covered = {i for indexes in inst.pairs.values() for i in indexes}
+        if len(covered) == len(rule.terms or ()):
+            out.append(inst)
+    return out
