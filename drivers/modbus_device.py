@@ -12,12 +12,13 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from drivers.blocks import Block, plan_blocks
+from drivers.derived import derive
 from drivers.errors import DriverConnectionError, DriverError, DriverProtocolError, DriverTimeout
-from drivers.profiles.schema import ModbusProfile
-from drivers.registers import decode_nibbles, decode_point
+from drivers.profiles.schema import ModbusPoint, ModbusProfile
+from drivers.registers import decode_nibbles, decode_points
 from drivers.stats import DeviceStats
 from drivers.transports.modbus import ModbusEndpoint
-from gateway.model import Clock, Envelope, Item, Quality, Reading, Source, Value
+from gateway.model import Clock, Envelope, Item, Quality, Reading, Source
 
 log = logging.getLogger(__name__)
 Emit = Callable[[Envelope], Awaitable[None]]
@@ -67,8 +68,8 @@ class ModbusDeviceDriver:
         self.stats.polls += 1
         ts_ns = int(self.clock.now() * 1e9)
         items: list[Item] = []
-        values: dict[str, Value] = {}
-        alive = False
+        chunks: list[tuple[ModbusPoint, list[int]]] = []
+        alive, complete = False, True
         for block in self.blocks:
             try:
                 words = await self._read(block)
@@ -79,15 +80,18 @@ class ModbusDeviceDriver:
                 continue
             except (DriverTimeout, DriverConnectionError) as exc:
                 self._count_error("timeout" if isinstance(exc, DriverTimeout) else "connection", exc, block)
-                alive = False
-                items.clear()
+                alive = complete = False
                 break
             alive = True
             if block.address in self._failing_blocks:
                 self._failing_blocks.discard(block.address)
                 log.info("%s: %s@%d+%d reads again", self.name, block.table, block.address, block.count)
-            self._decode_block(block, words, ts_ns, items, values)
-        self._derive(ts_ns, items, values)
+            chunks.extend(self._slice(block, words))
+            items.extend(self._alarm_readings(block, words, ts_ns))
+        if complete:  # a cycle cut short by a timeout reports nothing but the device's state
+            items = self._point_readings(chunks, ts_ns) + items
+        else:
+            items.clear()
         if alive:
             self.stats.last_seen = self.clock.now()
         self._track_online(alive, ts_ns, items)
@@ -117,48 +121,44 @@ class ModbusDeviceDriver:
                 "%s: %s reading %s@%d+%d: %s", self.name, reason, block.table, block.address, block.count, exc
             )
 
-    def _decode_block(
-        self,
-        block: Block,
-        words: list[int] | list[bool],
-        ts_ns: int,
-        items: list[Item],
-        values: dict[str, Value],
-    ) -> None:
-        for point in block.points:
-            offset = point.address - block.address
-            chunk = [int(w) for w in words[offset : offset + point.words]]
-            decoded = decode_point(chunk, point, self.profile)
-            if decoded.value is None:
-                self.stats.error("bad_value")
-                items.append(Reading(ts_ns, self.estate, self.device, point.name, 0, point.unit, Quality.BAD))
-                continue
-            values[point.name] = decoded.value
-            items.append(Reading(ts_ns, self.estate, self.device, point.name, decoded.value, point.unit))
-        nib = self.profile.alarm_nibbles
-        if nib is not None and not block.points:
-            first = nib.first_address - block.address
-            codes = decode_nibbles([int(w) for w in words[first:]], len(nib.names))
-            for name, code in zip(nib.names, codes, strict=False):
-                label = nib.codes.get(code, f"code_{code}")
-                items.append(Reading(ts_ns, self.estate, self.device, f"alarm.{name}", label))
+    @staticmethod
+    def _slice(block: Block, words: list[int] | list[bool]) -> list[tuple[ModbusPoint, list[int]]]:
+        return [
+            (point, [int(w) for w in words[point.address - block.address :][: point.words]])
+            for point in block.points
+        ]
 
-    def _derive(self, ts_ns: int, items: list[Item], values: dict[str, Value]) -> None:
-        for name, rule in self.profile.derived.items():
-            source = values.get(rule.source)
-            if isinstance(source, int | float) and not isinstance(source, bool):
-                items.append(
-                    Reading(
-                        ts_ns,
-                        self.estate,
-                        self.device,
-                        name,
-                        source < rule.below,
-                        "",
-                        Quality.GOOD,
-                        Source.DERIVED,
-                    )
+    def _alarm_readings(self, block: Block, words: list[int] | list[bool], ts_ns: int) -> list[Item]:
+        nib = self.profile.alarm_nibbles
+        if nib is None or block.points:
+            return []
+        first = nib.first_address - block.address
+        codes = decode_nibbles([int(w) for w in words[first:]], len(nib.names))
+        return [
+            Reading(ts_ns, self.estate, self.device, f"alarm.{name}", nib.codes.get(code, f"code_{code}"))
+            for name, code in zip(nib.names, codes, strict=False)
+        ]
+
+    def _point_readings(self, chunks: list[tuple[ModbusPoint, list[int]]], ts_ns: int) -> list[Item]:
+        """Decode the poll's points together (a value may take its decimals from another point), then
+        the derived points; a bad value is reported as quality bad, never as a number."""
+        units = {p.name: p.unit for p, _ in chunks}
+        decoded = decode_points(chunks, self.profile)
+        items: list[Item] = []
+        for name, result in decoded.items():
+            if result.value is None:
+                self.stats.error("bad_value")
+                items.append(Reading(ts_ns, self.estate, self.device, name, 0, units[name], Quality.BAD))
+            else:
+                items.append(Reading(ts_ns, self.estate, self.device, name, result.value, units[name]))
+        for extra in derive(self.profile, decoded):
+            quality, value = (Quality.GOOD, extra.value) if extra.value is not None else (Quality.BAD, 0)
+            items.append(
+                Reading(
+                    ts_ns, self.estate, self.device, extra.name, value, extra.unit, quality, Source.DERIVED
                 )
+            )
+        return items
 
     def _track_online(self, alive: bool, ts_ns: int, items: list[Item]) -> None:
         if alive:

@@ -1,4 +1,5 @@
-"""Turn Modbus register words into values: types, word/byte orders, scale, enums, bits, sentinels.
+"""Turn Modbus register words into values: types, word/byte orders, scale, enums, bits and bit
+fields, sentinels, decimal places read from another register.
 
 pymodbus swaps words only; BADC and DCBA need each register's bytes swapped first, so we do the whole
 conversion here from raw 16-bit words with struct.
@@ -8,12 +9,17 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from drivers.profiles.schema import ModbusPoint, ModbusProfile
 from gateway.model import Value
 
 _MAX = {"int16": 0x7FFF, "uint16": 0xFFFF, "int32": 0x7FFFFFFF, "uint32": 0xFFFFFFFF}
+_MASK = {"int16": 0xFFFF, "uint16": 0xFFFF, "int32": 0xFFFFFFFF, "uint32": 0xFFFFFFFF, "bool": 0xFFFF}
+# A decimals register beyond this is garbage: an int32 carries at most 10 digits, and no transmitter
+# reports micro-units of its range (the RS-485 pressure transmitters use 0..3).
+MAX_DECIMALS = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +61,9 @@ def decode_raw(words: list[int], point: ModbusPoint, word_order: str) -> int | f
 def _is_sentinel(raw: int | float, point: ModbusPoint, profile: ModbusProfile) -> bool:
     if isinstance(raw, float):
         return not math.isfinite(raw)  # NaN / Inf from a float32
-    if raw in point.sentinels:
+    # The schema stores sentinels as unsigned bit patterns: compare the register's pattern, so an
+    # int16 sentinel written 0x8000 (32768) matches the decoded -32768.
+    if (raw & _MASK[point.type]) in point.sentinels:
         return True
     top = profile.sentinel_top if point.sentinel_top is None else point.sentinel_top
     if top and point.type in _MAX and point.bit is None and point.enum is None:
@@ -63,26 +71,66 @@ def _is_sentinel(raw: int | float, point: ModbusPoint, profile: ModbusProfile) -
     return False
 
 
-def decode_point(words: list[int], point: ModbusPoint, profile: ModbusProfile) -> Decoded:
-    """Decode one point from its register words (1 or 2)."""
+def _decimal_places(decimals: Value | None) -> int | None:
+    if isinstance(decimals, bool) or not isinstance(decimals, int | float):
+        return None
+    if decimals != int(decimals) or not 0 <= decimals <= MAX_DECIMALS:
+        return None
+    return int(decimals)
+
+
+def decode_point(
+    words: list[int], point: ModbusPoint, profile: ModbusProfile, decimals: Value | None = None
+) -> Decoded:
+    """Decode one point from its register words (1 or 2).
+
+    `decimals` is this poll's value of the point named by `decimals_from` (None when it was not read
+    or is bad): without a usable count of decimal places the value is unknown, so it is bad.
+    """
     raw = decode_raw(words, point, profile.word_order)
     if point.bit is not None:
         return Decoded(bool((int(raw) >> point.bit) & 1), raw)
     if point.type == "bool":
         return Decoded(bool(raw), raw)
-    if _is_sentinel(raw, point, profile):
-        return Decoded(None, raw, f"sentinel 0x{int(raw) & 0xFFFFFFFF:X}" if isinstance(raw, int) else "nan")
+    if point.bits is not None:  # the field, unsigned, whatever the register's type
+        raw = ((int(raw) & 0xFFFF) >> point.bits.start) & ((1 << point.bits.width) - 1)
+    elif _is_sentinel(raw, point, profile):
+        reason = f"sentinel 0x{raw & _MASK[point.type]:X}" if isinstance(raw, int) else "nan"
+        return Decoded(None, raw, reason)
     if point.enum is not None:
         label = point.enum.get(int(raw))
         if label is None:
             return Decoded(None, raw, f"unknown code {raw}")
         return Decoded(label, raw)
+    if point.decimals_from is not None:
+        places = _decimal_places(decimals)
+        if places is None:
+            return Decoded(None, raw, f"no usable decimals from {point.decimals_from!r}: {decimals!r}")
+        # Divide by the power of ten (not multiply by 0.001): -1234 / 1000 is exactly -1.234.
+        return Decoded(round(raw * point.scale / 10**places + point.offset, 6), raw)
     if isinstance(raw, float):  # float32 carries ~7 significant digits: do not show 19.200001
         raw = float(f"{raw:.7g}")
     value = raw * point.scale + point.offset
     if point.scale == 1.0 and point.offset == 0.0 and isinstance(raw, int):
         return Decoded(raw, raw)
     return Decoded(round(value, 6), raw)
+
+
+def decode_points(
+    chunks: Iterable[tuple[ModbusPoint, list[int]]], profile: ModbusProfile
+) -> dict[str, Decoded]:
+    """Decode one poll's points (point, its words). A point with `decimals_from` is decoded after the
+    point it names, with that point's value from the same poll; the result keeps the input order."""
+    chunks = list(chunks)
+    plain = {p.name: decode_point(w, p, profile) for p, w in chunks if p.decimals_from is None}
+    out: dict[str, Decoded] = {}
+    for point, words in chunks:
+        if point.decimals_from is None:
+            out[point.name] = plain[point.name]
+            continue
+        source = plain.get(point.decimals_from)
+        out[point.name] = decode_point(words, point, profile, source.value if source else None)
+    return out
 
 
 def decode_nibbles(words: list[int], count: int) -> list[int]:
@@ -94,9 +142,10 @@ def decode_nibbles(words: list[int], count: int) -> list[int]:
     return codes[:count]
 
 
-def encode_value(value: float, point: ModbusPoint, word_order: str) -> list[int]:
-    """The inverse of decode_raw (used by simulators and tests): engineering value → register words."""
-    raw_f = (value - point.offset) / point.scale
+def encode_value(value: float, point: ModbusPoint, word_order: str, decimals: int = 0) -> list[int]:
+    """The inverse of decode_point for numbers (used by simulators and tests): engineering value →
+    register words; `decimals` is the decimal places a `decimals_from` point is encoded with."""
+    raw_f = (value - point.offset) / point.scale * 10**decimals
     if point.type == "float32":
         data = struct.pack(">f", raw_f)
     else:

@@ -10,6 +10,7 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+command -v socat >/dev/null 2>&1 || need_apt+=(socat)  # virtual serial pairs for the Modbus RTU tests
 "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -1,14 +1,19 @@
 """Vendor profiles: device knowledge as data (YAML), validated at load into typed objects.
 
-A Modbus profile lists points (table, address, type, word order, scale, offset, unit, enum, bit,
-sentinels) plus family extras (DSE alarm nibbles, derived points). An MQTT profile maps topic channels
-and JSON paths onto Readings and DeviceEvents.
+A Modbus profile lists points (table, address, type, word order, scale, offset, unit, enum, bit or a
+bit field, decimals read from another point, sentinels) plus family extras (DSE alarm nibbles, derived
+points: `below` booleans and `scale` numbers). An MQTT profile maps topic channels and JSON paths onto
+Readings and DeviceEvents.
 """
 
 from drivers.profiles.loader import ProfileError, ProfileLibrary, load_profile_file
 from drivers.profiles.schema import (
     AlarmNibbles,
+    BitField,
+    DerivedBelow,
+    DerivedScale,
     EventChannel,
+    KeyedValueError,
     ModbusPoint,
     ModbusProfile,
     MqttProfile,
@@ -18,7 +23,11 @@ from drivers.profiles.schema import (
 
 __all__ = [
     "AlarmNibbles",
+    "BitField",
+    "DerivedBelow",
+    "DerivedScale",
     "EventChannel",
+    "KeyedValueError",
     "ModbusPoint",
     "ModbusProfile",
     "MqttProfile",

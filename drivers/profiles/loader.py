@@ -1,18 +1,25 @@
-"""Find and validate profiles: shipped ones beside this module, user ones from configured folders."""
+"""Find and validate profiles: shipped ones beside this module, user ones from configured folders.
+
+Errors name the file, the line and the key, e.g.
+`septic_s16.yaml:14 points[2] (pressure).decimals_from: no point named 'decimal'`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from drivers.profiles.schema import ModbusProfile, MqttProfile, Profile
+from drivers.profiles.schema import KeyedValueError, ModbusProfile, MqttProfile, Profile
 
 SHIPPED = Path(__file__).parent
 _ADAPTER: TypeAdapter[ModbusProfile | MqttProfile] = TypeAdapter(Profile)
+Key = tuple[str | int, ...]
 
 
 class ProfileError(Exception):
@@ -21,20 +28,94 @@ class ProfileError(Exception):
 
 def load_profile_file(path: Path) -> ModbusProfile | MqttProfile:
     try:
-        data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        tree = YAML(typ="rt").load(path.read_text(encoding="utf-8"))
+    except MarkedYAMLError as exc:
+        line = f":{exc.problem_mark.line + 1}" if exc.problem_mark else ""
+        raise ProfileError(f"{path}{line}: YAML: {exc.problem}") from exc
     except (OSError, YAMLError) as exc:
         raise ProfileError(f"{path}: cannot read profile: {exc}") from exc
-    if not isinstance(data, dict):
+    if not isinstance(tree, CommentedMap):
         raise ProfileError(f"{path}: a profile must be a mapping")
+    lines: dict[Key, int] = {}
+    data = _to_plain(tree, (), lines)
     data.setdefault("name", path.stem)
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
-            for err in exc.errors(include_url=False)
-        )
-        raise ProfileError(f"{path}: {details}") from exc
+        problems = [_describe(err, data, lines, path) for err in exc.errors(include_url=False)]
+        raise ProfileError("\n".join(problems)) from exc
+
+
+def _describe(err: Any, data: dict[str, Any], lines: dict[Key, int], path: Path) -> str:
+    loc: Key = tuple(err["loc"])
+    # Tags of discriminated unions are in pydantic's loc but not in the file: the protocol at the top,
+    # the form of a derived point below derived.<name>.
+    if loc and loc[0] in ("modbus", "mqtt"):
+        loc = loc[1:]
+    if len(loc) > 2 and loc[0] == "derived" and loc[2] in ("below", "scale"):
+        loc = loc[:2] + loc[3:]
+    error = err.get("ctx", {}).get("error")
+    if isinstance(error, KeyedValueError):
+        loc = (*loc, *error.key)
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = "unknown key (check spelling)"
+    elif err["type"] == "missing":
+        message = "required key is missing"
+    line = next((lines[loc[:cut]] for cut in range(len(loc), 0, -1) if loc[:cut] in lines), None)
+    where = f"{path}:{line}" if line else str(path)
+    return f"{where} {_format_key(loc, data)}: {message}" if loc else f"{where}: {message}"
+
+
+def _format_key(loc: Key, data: dict[str, Any]) -> str:
+    """`points[2] (pressure).decimals_from`: the index for the machine, the name for the engineer."""
+    out = ""
+    node: Any = data
+    for part in loc:
+        node = _child(node, part)
+        if isinstance(part, int):
+            name = node.get("name") if isinstance(node, dict) else None
+            out += f"[{part}]" + (f" ({name})" if isinstance(name, str) else "")
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _child(node: Any, part: str | int) -> Any:
+    if isinstance(node, dict):
+        return node.get(part)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return None
+
+
+def _to_plain(node: Any, key: Key, lines: dict[Key, int]) -> Any:
+    """Copy ruamel's round-trip tree to plain Python, recording the line of every key and item."""
+    if isinstance(node, CommentedMap):
+        out: dict[Any, Any] = {}
+        for name, value in node.items():
+            child = (*key, _scalar(name))
+            lines[child] = node.lc.key(name)[0] + 1
+            out[_scalar(name)] = _to_plain(value, child, lines)
+        return out
+    if isinstance(node, CommentedSeq):
+        items = []
+        for index, value in enumerate(node):
+            child = (*key, index)
+            lines[child] = node.lc.item(index)[0] + 1
+            items.append(_to_plain(value, child, lines))
+        return items
+    return _scalar(node)
+
+
+def _scalar(node: Any) -> Any:
+    """ruamel's scalar subclasses (HexInt, ScalarFloat, ...) carry style, not meaning: plain types."""
+    if isinstance(node, bool) or node is None:
+        return node
+    for kind in (int, float, str):
+        if isinstance(node, kind):
+            return kind(node)
+    return node
 
 
 class ProfileLibrary:

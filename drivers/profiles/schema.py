@@ -1,10 +1,24 @@
-"""Profile schema (pydantic, extra="forbid"): what a site engineer may write in a profile YAML."""
+"""Profile schema (pydantic, extra="forbid"): what a site engineer may write in a profile YAML.
+
+Cross-field problems are raised as `KeyedValueError` naming the offending key below the model being
+validated, so the loader can print `file.yaml:12 points[3].decimals_from: ...` rather than only the
+point's index.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from gateway.model import Family
 
@@ -13,10 +27,36 @@ WordOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
 Table = Literal["coil", "discrete", "holding", "input"]
 
 WORDS = {"bool": 1, "int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2}
+INTEGER_TYPES = ("int16", "uint16", "int32", "uint32")
+# Register bit patterns by type: sentinels are compared against the unsigned pattern.
+_BITS = {"bool": 16, "int16": 16, "uint16": 16, "int32": 32, "uint32": 32}
+
+
+class KeyedValueError(ValueError):
+    """A validation problem at `key` (a path below the model that raised it)."""
+
+    def __init__(self, key: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BitField(_Strict):
+    """`width` bits of a 16-bit register starting at bit `start` (0 = least significant)."""
+
+    start: int = Field(ge=0, le=15, description="Lowest bit of the field (0 = least significant)")
+    width: int = Field(ge=1, le=16, description="Number of bits in the field")
+
+    @model_validator(mode="after")
+    def _fits(self) -> BitField:
+        if self.start + self.width > 16:
+            raise ValueError(
+                f"bits {self.start}..{self.start + self.width - 1} do not fit in a 16-bit register"
+            )
+        return self
 
 
 class ModbusPoint(_Strict):
@@ -31,21 +71,68 @@ class ModbusPoint(_Strict):
     offset: float = Field(0.0, description="value = raw * scale + offset")
     unit: str = Field("", description="Engineering unit")
     bit: int | None = Field(None, ge=0, le=15, description="Take one bit of a 16-bit register (bool)")
-    enum: dict[int, str] | None = Field(None, description="Raw code → label")
-    sentinels: list[int] = Field(default_factory=list, description="Raw values meaning 'no value' → bad")
+    bits: BitField | None = Field(
+        None, description="Take a field of several bits of a 16-bit register (a number, or a label by enum)"
+    )
+    enum: dict[int, str] | None = Field(None, description="Raw code (or bit-field value) → label")
+    decimals_from: str | None = Field(
+        None,
+        description="Point of the same device holding the number of decimal places: "
+        "value = raw / 10**decimals * scale + offset",
+    )
+    sentinels: list[int] = Field(
+        default_factory=list,
+        description="Raw values meaning 'no value' → bad, written as the register's unsigned bit pattern "
+        "(0x8000 = 32768 also for an int16; -32768 is accepted and means the same)",
+    )
     sentinel_top: int | None = Field(None, ge=0, le=16, description="Overrides the profile's sentinel_top")
 
     @property
     def words(self) -> int:
         return 1 if self.table in ("coil", "discrete") else WORDS[self.type]
 
+    @field_validator("sentinels")
+    @classmethod
+    def _unsigned_patterns(cls, sentinels: list[int], info: ValidationInfo) -> list[int]:
+        """Store sentinels as unsigned bit patterns, so an int16 point compares 0x8000 correctly."""
+        kind = info.data.get("type")
+        if kind is None:  # the type itself is invalid: reported there
+            return sentinels
+        if kind == "float32" and sentinels:
+            raise ValueError("float32 points take no sentinels (NaN and Inf are already bad)")
+        bits = _BITS[kind]
+        out = []
+        for value in sentinels:
+            if not -(1 << (bits - 1)) <= value < (1 << bits):
+                raise ValueError(f"{value} does not fit a {bits}-bit register")
+            out.append(value & ((1 << bits) - 1))
+        return out
+
     @model_validator(mode="after")
     def _coherent(self) -> ModbusPoint:
         if self.table in ("coil", "discrete") and self.type != "bool":
-            raise ValueError(f"a {self.table} point must have type bool")
-        if self.bit is not None and self.type not in ("uint16", "int16"):
-            raise ValueError("'bit' needs a 16-bit register type")
+            raise KeyedValueError(("type",), f"a {self.table} point must have type bool")
+        for key in ("bit", "bits"):
+            if getattr(self, key) is not None and self.type not in ("uint16", "int16"):
+                raise KeyedValueError(
+                    (key,), f"needs a 16-bit register type (uint16 or int16), not {self.type}"
+                )
+        if self.bit is not None and self.bits is not None:
+            raise KeyedValueError(("bits",), "give 'bit' (one bit) or 'bits' (a field), not both")
+        if self.decimals_from is not None:
+            if self.type not in INTEGER_TYPES:
+                raise KeyedValueError(("decimals_from",), f"needs an integer register type, not {self.type}")
+            for key in ("bit", "bits", "enum"):
+                if getattr(self, key) is not None:
+                    raise KeyedValueError(("decimals_from",), f"cannot be combined with '{key}'")
+            if self.decimals_from == self.name:
+                raise KeyedValueError(("decimals_from",), "a point cannot give its own decimals")
         return self
+
+    @property
+    def numeric(self) -> bool:
+        """True when the decoded value is a number (not a label or a flag)."""
+        return self.type != "bool" and self.bit is None and self.enum is None
 
 
 class AlarmNibbles(_Strict):
@@ -74,6 +161,47 @@ class DerivedBelow(_Strict):
     below: float = Field(description="True while source < below")
 
 
+class DerivedScale(_Strict):
+    """A number computed from another point: value = source × multiply ÷ divide_by + add.
+
+    Two factors so a site can keep the physics and its own constant apart, e.g. septic level in metres
+    = kPa × 0.101968 (m of water per kPa, 1/9.807) ÷ 1.02 (the sewage's specific gravity).
+    """
+
+    source: str = Field(description="Point it is derived from (a number)")
+    multiply: float = Field(1.0, description="value = source × multiply ÷ divide_by + add")
+    divide_by: float = Field(1.0, gt=0, description="value = source × multiply ÷ divide_by + add")
+    add: float = Field(0.0, description="value = source × multiply ÷ divide_by + add")
+    unit: str = Field("", description="Engineering unit of the result")
+
+
+_SCALE_KEYS = frozenset({"multiply", "divide_by", "add"})
+
+
+def _derived_form(value: Any) -> str | None:
+    """The form is told by its keys: `below` makes a boolean, multiply/divide_by/add a number.
+    Neither or both → None, which pydantic reports with the message below."""
+    if isinstance(value, DerivedBelow | DerivedScale):
+        return "below" if isinstance(value, DerivedBelow) else "scale"
+    if not isinstance(value, dict):
+        return None
+    below, scale = "below" in value, bool(_SCALE_KEYS & value.keys())
+    if below == scale:
+        return None
+    return "below" if below else "scale"
+
+
+Derived = Annotated[
+    Annotated[DerivedBelow, Tag("below")] | Annotated[DerivedScale, Tag("scale")],
+    Discriminator(
+        _derived_form,
+        custom_error_type="derived_form",
+        custom_error_message="give 'source' with either 'below' (a boolean: source < below) or any of "
+        "'multiply', 'divide_by', 'add' (a number: source × multiply ÷ divide_by + add), not both",
+    ),
+]
+
+
 class ModbusProfile(_Strict):
     protocol: Literal["modbus"] = "modbus"
     name: str = Field(description="Profile name (file stem)")
@@ -85,18 +213,44 @@ class ModbusProfile(_Strict):
     max_block: int = Field(120, ge=1, le=125, description="Largest block read in registers")
     points: list[ModbusPoint] = Field(min_length=1, description="Register map")
     alarm_nibbles: AlarmNibbles | None = Field(None, description="DSE-style alarm codes")
-    derived: dict[str, DerivedBelow] = Field(default_factory=dict, description="Derived boolean points")
+    derived: dict[str, Derived] = Field(
+        default_factory=dict,
+        description="Points computed from others: {source, below} (boolean) or "
+        "{source, multiply, divide_by, add, unit} (number)",
+    )
 
     @model_validator(mode="after")
-    def _unique(self) -> ModbusProfile:
-        names = [p.name for p in self.points]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"point names appear twice: {dupes}")
-        for name, derived in self.derived.items():
-            if derived.source not in names:
-                raise ValueError(f"derived point {name!r} refers to unknown point {derived.source!r}")
+    def _references(self) -> ModbusProfile:
+        by_name: dict[str, ModbusPoint] = {}
+        for index, point in enumerate(self.points):
+            if point.name in by_name:
+                raise KeyedValueError(("points", index, "name"), f"point name {point.name!r} appears twice")
+            by_name[point.name] = point
+        for index, point in enumerate(self.points):
+            if point.decimals_from is not None:
+                _check_decimals_source(point.decimals_from, by_name, ("points", index, "decimals_from"))
+        for name, rule in self.derived.items():
+            if name in by_name:
+                raise KeyedValueError(("derived", name), f"{name!r} is already a point of the register map")
+            source = by_name.get(rule.source)
+            if source is None:
+                raise KeyedValueError(("derived", name, "source"), f"no point named {rule.source!r}")
+            if not source.numeric:
+                raise KeyedValueError(
+                    ("derived", name, "source"), f"point {rule.source!r} is not a number (enum, bit or bool)"
+                )
         return self
+
+
+def _check_decimals_source(name: str, by_name: dict[str, ModbusPoint], key: tuple[str | int, ...]) -> None:
+    """The decimals point must hold a plain integer count, or the value would be silently wrong."""
+    source = by_name.get(name)
+    if source is None:
+        raise KeyedValueError(key, f"no point named {name!r}")
+    if source.type not in INTEGER_TYPES or not source.numeric or source.bits is not None:
+        raise KeyedValueError(key, f"point {name!r} must be a plain integer register (no enum, bit or bits)")
+    if source.scale != 1.0 or source.offset != 0.0 or source.decimals_from is not None:
+        raise KeyedValueError(key, f"point {name!r} must be unscaled (it holds a count of decimal places)")
 
 
 class JsonPoint(_Strict):

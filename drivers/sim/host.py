@@ -11,6 +11,7 @@ from drivers.sim.generator import GeneratorModel
 from drivers.sim.modbus_server import DeviceFault, ModbusSimServer, RegisterModel
 from drivers.sim.mqtt_device import MqttDeviceSimulator
 from drivers.sim.points import PointsModel
+from drivers.transports.modbus import Framer
 from gateway.config import GatewayConfig
 
 
@@ -28,7 +29,7 @@ class SimulationHost:
         library = ProfileLibrary(config.profile_dirs)
         self.models: dict[str, RegisterModel] = {}
         self.mqtt_devices: dict[str, MqttDeviceSimulator] = {}
-        endpoints: dict[tuple[str, int], dict[int, RegisterModel]] = {}
+        endpoints: dict[tuple[str, int, Framer], dict[int, RegisterModel]] = {}
         for estate in config.estates:
             for device in estate.devices:
                 profile = library.get(device.profile)
@@ -39,13 +40,15 @@ class SimulationHost:
                         else PointsModel(profile)
                     )
                     self.models[device.id] = model
-                    key = (device.modbus.host, device.modbus.port)
+                    key = (device.modbus.host, device.modbus.port, device.modbus.framer)
                     endpoints.setdefault(key, {})[device.modbus.unit_id] = model
                 elif isinstance(profile, MqttProfile) and device.mqtt is not None:
                     self.mqtt_devices[device.id] = MqttDeviceSimulator(
                         config.mqtt.host, config.mqtt.port, _topic_base(device.mqtt.topic), heartbeat_interval
                     )
-        self.servers = [ModbusSimServer(host, port, units) for (host, port), units in endpoints.items()]
+        self.servers = [
+            ModbusSimServer(host, port, units, framer) for (host, port, framer), units in endpoints.items()
+        ]
         self._tasks: list[asyncio.Task[None]] = []
         self._stack = contextlib.AsyncExitStack()
 

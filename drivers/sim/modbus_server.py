@@ -1,8 +1,10 @@
-"""A pymodbus TCP server whose unit ids are RegisterModels: Python objects that say what each register
-holds *now*, plus fault injection (silent, exception replies) for tests.
+"""pymodbus servers whose unit ids are RegisterModels: Python objects that say what each register
+holds *now*, plus fault injection (silent, exception replies, delay) for tests.
 
 Built on pymodbus' SimDevice with an `action` hook: on every request the hook copies the model's
 current registers into the server's block (reads) or hands written values to the model (writes).
+`ModbusSimServer` serves Modbus TCP, or RTU framing over TCP as an RS-485-to-TCP converter does;
+`SerialSimServer` serves RTU on a serial line (a real port, or one end of a pty pair in tests).
 """
 
 from __future__ import annotations
@@ -10,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
+from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 log = logging.getLogger(__name__)
 BLOCK = 10_000  # registers 0..9999 exist on every simulated unit
+FRAMERS = {"socket": FramerType.SOCKET, "rtu": FramerType.RTU}
 
 
 @dataclass
@@ -26,7 +30,10 @@ class DeviceFault:
 
     silent: bool = False  # never answers (the client times out)
     exception: int | None = None  # answers every request with this Modbus exception code
-    delay: float = 0.0  # answers after this many seconds
+    # Answers after this many seconds. A reply delayed past the client's timeout behaves like a late
+    # RTU reply even over Modbus TCP: pymodbus' server (3.16) stamps it with the transaction id of the
+    # newest request on the connection, so the client takes it for that request's answer.
+    delay: float = 0.0
 
 
 class RegisterModel(Protocol):
@@ -39,22 +46,24 @@ class RegisterModel(Protocol):
         """Handle a register write; return a Modbus exception code to refuse it."""
 
 
-class ModbusSimServer:
-    """Serves one or more RegisterModels (one per unit id) on host:port."""
+class _SimServer:
+    """What every simulated server shares: the units, the request hook, start and stop."""
 
-    def __init__(self, host: str, port: int, units: dict[int, RegisterModel]) -> None:
-        self.host, self.port, self.units = host, port, units
+    _server: ModbusTcpServer | ModbusSerialServer
+
+    def __init__(self, units: dict[int, RegisterModel]) -> None:
+        self.units = units
         self.requests = 0
-        devices = [
+
+    def _devices(self) -> list[SimDevice]:
+        return [
             SimDevice(
                 id=unit,
                 simdata=[SimData(0, count=BLOCK, values=0, datatype=DataType.REGISTERS)],
                 action=self._action_for(model),
             )
-            for unit, model in units.items()
+            for unit, model in self.units.items()
         ]
-        self._server = ModbusTcpServer(devices, address=(host, port))
-        self._task: asyncio.Task[None] | None = None
 
     def _action_for(self, model: RegisterModel):  # type: ignore[no-untyped-def]
         async def action(
@@ -88,3 +97,32 @@ class ModbusSimServer:
 
     async def stop(self) -> None:
         await self._server.shutdown()  # type: ignore[no-untyped-call]
+
+
+class ModbusSimServer(_SimServer):
+    """Serves one or more RegisterModels (one per unit id) on host:port.
+
+    `framer="rtu"` sends RTU frames over the TCP connection, as a transparent RS-485 converter does.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        units: dict[int, RegisterModel],
+        framer: Literal["socket", "rtu"] = "socket",
+    ) -> None:
+        super().__init__(units)
+        self.host, self.port, self.framer = host, port, framer
+        self._server = ModbusTcpServer(self._devices(), address=(host, port), framer=FRAMERS[framer])
+
+
+class SerialSimServer(_SimServer):
+    """Serves RegisterModels as RTU slaves on a serial device (needs pyserial)."""
+
+    def __init__(self, device: str, units: dict[int, RegisterModel], baudrate: int = 9600) -> None:
+        super().__init__(units)
+        self.device, self.baudrate = device, baudrate
+        self._server = ModbusSerialServer(
+            self._devices(), port=device, baudrate=baudrate, framer=FramerType.RTU
+        )

@@ -1,20 +1,26 @@
 """A plain register-map device: holds engineering values by point name and encodes them through its
-profile. Plays fire-panel gateways, pressure transmitters and I/O modules in the simulator."""
+profile. Plays fire-panel gateways, pressure transmitters, I/O modules and simple generator controllers
+in the simulator.
+
+Values are what the gateway should decode: a number, an enum label, a bool for a `bit` point, a label
+(or a number) for a `bits` field; a `decimals_from` point is encoded with the decimal places its
+decimals point holds in `values`. `raw` overrides registers after encoding (a sentinel, garbage).
+"""
 
 from __future__ import annotations
 
-from drivers.profiles import ModbusProfile
+from drivers.profiles import ModbusPoint, ModbusProfile
 from drivers.registers import encode_value
 from drivers.sim.modbus_server import DeviceFault
 
+SimValue = float | int | bool | str
+
 
 class PointsModel:
-    def __init__(
-        self, profile: ModbusProfile, values: dict[str, float | int | bool | str] | None = None
-    ) -> None:
+    def __init__(self, profile: ModbusProfile, values: dict[str, SimValue] | None = None) -> None:
         self.profile = profile
         self.fault = DeviceFault()
-        self.values: dict[str, float | int | bool | str] = dict(values or {})
+        self.values: dict[str, SimValue] = dict(values or {})
         self.raw: dict[int, int] = {}  # explicit register overrides (e.g. a sentinel), by address
 
     def registers(self) -> dict[int, int]:
@@ -27,14 +33,32 @@ class PointsModel:
                 if value:
                     out[point.address] = out.get(point.address, 0) | (1 << point.bit)
                 continue
-            if isinstance(value, str):
-                value = next(code for code, label in (point.enum or {}).items() if label == value)
-            for i, word in enumerate(encode_value(float(value), point, self.profile.word_order)):
+            number = _code(point, value) if isinstance(value, str) else float(value)
+            if point.bits is not None:
+                start = point.bits.start
+                field = round((number - point.offset) / point.scale) << start
+                mask = ((1 << point.bits.width) - 1) << start
+                out[point.address] = (out.get(point.address, 0) & ~mask) | (field & mask)
+                continue
+            words = encode_value(number, point, self.profile.word_order, self._decimals(point))
+            for i, word in enumerate(words):
                 out[point.address + i] = word
         out.update(self.raw)
         return out
+
+    def _decimals(self, point: ModbusPoint) -> int:
+        if point.decimals_from is None:
+            return 0
+        return int(self.values.get(point.decimals_from, 0))
 
     def write(self, address: int, values: list[int]) -> int | None:
         for i, value in enumerate(values):
             self.raw[address + i] = value
         return None
+
+
+def _code(point: ModbusPoint, label: str) -> int:
+    for code, name in (point.enum or {}).items():
+        if name == label:
+            return code
+    raise ValueError(f"point {point.name!r} has no enum label {label!r}")

@@ -3,6 +3,9 @@
 Requests on one connection are serialised with a lock (one RS-485 bus behind a converter cannot carry
 two at once). pymodbus' own reconnect is switched off: the endpoint reconnects on demand with backoff,
 so a dead endpoint costs one refused connect per backoff period, not one per poll.
+
+Framing: `socket` is Modbus TCP (MBAP header); `rtu` is RTU frames (unit id + PDU + CRC) carried over
+TCP, what most RS-485-to-TCP converters in transparent mode speak.
 """
 
 from __future__ import annotations
@@ -20,15 +23,14 @@ from drivers.errors import DriverConnectionError, DriverProtocolError, DriverTim
 
 log = logging.getLogger(__name__)
 Table = Literal["coil", "discrete", "holding", "input"]
+Framer = Literal["socket", "rtu"]
 
 
 class ModbusEndpoint:
     """A shared client for host:port. Use `read` and `write_*`; they raise the DriverError tree."""
 
-    def __init__(
-        self, host: str, port: int, timeout: float, framer: Literal["socket", "rtu"] = "socket"
-    ) -> None:
-        self.host, self.port, self.timeout = host, port, timeout
+    def __init__(self, host: str, port: int, timeout: float, framer: Framer = "socket") -> None:
+        self.host, self.port, self.timeout, self.framer = host, port, timeout, framer
         self._client = AsyncModbusTcpClient(
             host,
             port=port,
@@ -36,7 +38,7 @@ class ModbusEndpoint:
             timeout=timeout,
             retries=0,
             reconnect_delay=0,  # we reconnect ourselves, with backoff
-            name=f"modbus-{host}:{port}",
+            name=f"modbus-{host}:{port}-{framer}",
         )
         self._lock = asyncio.Lock()
         self._connect_failures = 0
@@ -44,7 +46,7 @@ class ModbusEndpoint:
 
     @property
     def label(self) -> str:
-        return f"{self.host}:{self.port}"
+        return f"{self.host}:{self.port}" + (" (rtu)" if self.framer == "rtu" else "")
 
     async def _ensure_connected(self) -> None:
         if self._client.connected:
@@ -86,6 +88,7 @@ class ModbusEndpoint:
                     call(address, count=count, device_id=unit), self.timeout * 2 + 1
                 )
             except (ModbusIOException, TimeoutError) as exc:
+                self._forget_late_reply()
                 raise DriverTimeout(f"{self.label} unit {unit}: no reply in {self.timeout}s") from exc
             except (ConnectionException, OSError) as exc:
                 self._client.close()
@@ -104,6 +107,13 @@ class ModbusEndpoint:
             )
         return registers
 
+    def _forget_late_reply(self) -> None:
+        """RTU frames carry no transaction id: a slow unit's late reply would be taken as the answer to
+        the next request (another block, read as this one). Dropping the connection after a timeout
+        discards it; the next request reconnects at once (a converter accepts in milliseconds)."""
+        if self.framer == "rtu":
+            self._client.close()
+
     async def write_registers(self, address: int, values: list[int], unit: int) -> None:
         async with self._lock:
             await self._ensure_connected()
@@ -112,6 +122,7 @@ class ModbusEndpoint:
                     self._client.write_registers(address, values, device_id=unit), self.timeout * 2 + 1
                 )
             except (ModbusIOException, TimeoutError) as exc:
+                self._forget_late_reply()
                 raise DriverTimeout(f"{self.label} unit {unit}: no reply to write") from exc
             except (ConnectionException, OSError) as exc:
                 self._client.close()
@@ -125,16 +136,16 @@ class ModbusEndpoint:
 
 
 class EndpointPool:
-    """Endpoints by (host, port): devices on the same converter share one connection."""
+    """Endpoints by (host, port, framer): devices on the same converter share one connection."""
 
     def __init__(self) -> None:
-        self._endpoints: dict[tuple[str, int], ModbusEndpoint] = {}
+        self._endpoints: dict[tuple[str, int, Framer], ModbusEndpoint] = {}
 
-    def get(self, host: str, port: int, timeout: float) -> ModbusEndpoint:
-        key = (host, port)
+    def get(self, host: str, port: int, timeout: float, framer: Framer = "socket") -> ModbusEndpoint:
+        key = (host, port, framer)
         endpoint = self._endpoints.get(key)
         if endpoint is None:
-            endpoint = self._endpoints[key] = ModbusEndpoint(host, port, timeout)
+            endpoint = self._endpoints[key] = ModbusEndpoint(host, port, timeout, framer)
         return endpoint
 
     def close(self) -> None:

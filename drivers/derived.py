@@ -1,0 +1,40 @@
+"""Points computed from other points of the same poll: `below` (a boolean) and `scale` (a number).
+
+A derived point follows its source's quality: a bad source gives a bad derived point (so a rule on it
+holds instead of acting on a stale number); a source not read this poll gives nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from drivers.profiles.schema import DerivedBelow, ModbusProfile
+from drivers.registers import Decoded
+from gateway.model import Value
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedValue:
+    """A derived point's value this poll; None means bad (its source is bad or not a number)."""
+
+    name: str
+    value: Value | None
+    unit: str = ""
+
+
+def derive(profile: ModbusProfile, decoded: Mapping[str, Decoded]) -> list[DerivedValue]:
+    out: list[DerivedValue] = []
+    for name, rule in profile.derived.items():
+        source = decoded.get(rule.source)
+        if source is None:
+            continue
+        unit = "" if isinstance(rule, DerivedBelow) else rule.unit
+        value = source.value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            out.append(DerivedValue(name, None, unit))
+        elif isinstance(rule, DerivedBelow):
+            out.append(DerivedValue(name, value < rule.below))
+        else:
+            out.append(DerivedValue(name, round(value * rule.multiply / rule.divide_by + rule.add, 6), unit))
+    return out
