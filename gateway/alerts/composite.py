@@ -90,7 +90,8 @@ def compile_composite(rule: RuleConfig, devices: Iterable[_DeviceLike]) -> list[
         groups.setdefault((ref.estate, scope), []).append(ref)
     out = []
     for (estate, scope), members in groups.items():
-        inst = CompositeInstance(rule, estate, scope, location=scope if scope != "*" else "")
+        zone = scope if scope != "*" else ""
+        inst = CompositeInstance(rule, estate, scope, location=zone, zone=zone)
         for index, term in enumerate(rule.terms or ()):
             for ref in members:
                 if term.device is not None and term.device not in (ref.device, f"{ref.estate}/{ref.device}"):

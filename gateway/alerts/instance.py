@@ -44,6 +44,7 @@ class Transition:
     latch: bool = False
     chattering: bool = False
     reason: str = ""
+    zone: str = ""
 
 
 def holds(condition: ConditionConfig, values: Mapping[str, Value]) -> bool | None:
@@ -64,6 +65,7 @@ class RuleInstance:
     location: str
     point: str | None = None  # the rule's point, or the profile point a glob rule matched
     hours: GateHours | None = None  # the estate's gate hours, for schedule-aware rules
+    zone: str = ""
     key: str = ""
     active: bool = False
     suppressed: bool = False
@@ -194,7 +196,7 @@ class RuleInstance:
             self.key, self.estate, self.device, self.rule.id, self.rule.priority, active, ts, shown,
             _fill(self.rule.message.zh, fill), _fill(self.rule.message.en, fill),
             latch=self.rule.latch, chattering=newly_chattering,
-            reason="suppressed" if (not active and self.suppressed) else "",
+            reason="suppressed" if (not active and self.suppressed) else "", zone=self.zone,
         )  # fmt: skip
 
     def _note_activation(self, now: float) -> bool:

@@ -54,9 +54,13 @@ def compile_rules(rules: Iterable[RuleConfig], devices: Iterable[DeviceRef]) -> 
                 gate = hours.get(spec) or hours.setdefault(spec, GateHours(*spec))
             if rule.point is not None and any(c in rule.point for c in "*?["):
                 for point in fnmatch.filter(ref.points, rule.point):
-                    instances.append(RuleInstance(rule, ref.estate, ref.device, ref.location, point, gate))
+                    instances.append(
+                        RuleInstance(rule, ref.estate, ref.device, ref.location, point, gate, ref.zone)
+                    )
             else:
-                instances.append(RuleInstance(rule, ref.estate, ref.device, ref.location, None, gate))
+                instances.append(
+                    RuleInstance(rule, ref.estate, ref.device, ref.location, None, gate, ref.zone)
+                )
     return instances
 
 

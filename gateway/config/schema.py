@@ -229,6 +229,14 @@ class IngestConfig(_Strict):
     )
 
 
+class IncidentsConfig(_Strict):
+    correlation_window: float = Field(
+        120.0, ge=0, description="New alarms in the same estate and zone within s join one incident (0: off)"
+    )
+    flood_count: int = Field(10, ge=1, description="More new incidents than this per estate ... (ISA-18.2)")
+    flood_window: float = Field(600.0, gt=0, description="... within this many seconds is a flood")
+
+
 class StoreConfig(_Strict):
     kind: Literal["sqlite"] = Field("sqlite", description="Store engine (PostgreSQL arrives with issue 10)")
     path: str = Field("var/estate-gateway.db", description="SQLite file; relative to the working dir")
@@ -258,6 +266,7 @@ class GatewayConfig(_Strict):
     mqtt: MqttBrokerConfig = Field(default_factory=MqttBrokerConfig, description="Broker for device traffic")
     store: StoreConfig = Field(default_factory=StoreConfig, description="Incident store")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Queue from drivers to the core")
+    incidents: IncidentsConfig = Field(default_factory=IncidentsConfig, description="Correlation and flood")
     api: ApiConfig = Field(default_factory=ApiConfig, description="HTTP API")
     profile_dirs: list[str] = Field(default_factory=list, description="Extra folders of user profiles")
     estates: list[EstateConfig] = Field(description="Estates this gateway serves")

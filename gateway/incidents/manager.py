@@ -1,19 +1,29 @@
-"""Incident lifecycle in memory: open → acknowledged → resolved → closed, with dedup by alarm key.
+"""Incident lifecycle in memory: open → acknowledged → resolved → closed, over one or more member alarms.
 
-An alarm key (estate/device/rule) has at most one unresolved incident. A repeated or redelivered
-activation of an active alarm changes nothing; a re-activation after return-to-normal is added to the
-same incident's timeline and needs a fresh acknowledgement (ISA-18.2). Nothing here does I/O: the
-service commits the changes this returns.
+Each member alarm (estate/device/rule) is `active`, `latched` or `normal` inside its incident; the
+incident is active while any member is not normal. An alarm key has at most one unresolved incident:
+a repeated or redelivered activation changes nothing; a re-activation after return-to-normal is added to
+the same incident's timeline and needs a fresh acknowledgement (ISA-18.2).
+
+A *new* alarm joins an existing incident instead of opening its own when
+- it is correlated: same estate and zone as an unresolved incident opened within the correlation window;
+- the estate is in flood: more than `flood_count` incidents opened within `flood_window` (ISA-18.2:
+  10 per 10 min); then it joins the estate's flood incident, whose title carries the live count.
+Critical alarms are never correlated (see `_correlate`). Nothing here does I/O: the service commits
+the changes this returns.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 from gateway.alerts import Transition
-from gateway.model import AlarmState, Incident, IncidentState, TimelineEntry
+from gateway.model import AlarmState, Incident, IncidentState, Priority, TimelineEntry
 
 UNRESOLVED = (IncidentState.OPEN, IncidentState.ACKNOWLEDGED)
+ACTIVE, LATCHED, NORMAL = "active", "latched", "normal"
+FLOOD_RULE = "alarm_flood"
 
 
 class IncidentError(Exception):
@@ -29,8 +39,15 @@ class IncidentChange:
     entries: list[TimelineEntry] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Grouping:
+    correlation_window: float = 120.0  # seconds; 0 switches correlation off
+    flood_count: int = 10  # more than this many new incidents ...
+    flood_window: float = 600.0  # ... in this many seconds, per estate, is a flood
+
+
 def alarm_state(incident: Incident) -> AlarmState:
-    """ISA-18.2 state of the incident's alarm, derived from 'active', 'acknowledged' and shelving."""
+    """ISA-18.2 state of the incident's alarm(s), derived from activity, acknowledgement and shelving."""
     if incident.shelved_until is not None:
         return AlarmState.SHELVED
     acked = incident.state is not IncidentState.OPEN
@@ -39,20 +56,39 @@ def alarm_state(incident: Incident) -> AlarmState:
     return AlarmState.NORMAL if acked else AlarmState.UNACK_RTN
 
 
-class IncidentManager:
-    """Unresolved incidents by alarm key and by id; decides what each transition or action changes."""
+def _refresh(incident: Incident) -> None:
+    incident.active = any(state != NORMAL for state in incident.members.values())
+    incident.latched = any(state == LATCHED for state in incident.members.values())
 
-    def __init__(self) -> None:
+
+class IncidentManager:
+    """Unresolved incidents by member alarm key and by id; decides what each transition or action changes."""
+
+    def __init__(self, grouping: Grouping | None = None) -> None:
+        self.grouping = grouping or Grouping()
         self.by_key: dict[str, Incident] = {}
         self.by_id: dict[int, Incident] = {}
+        self._opened: dict[str, deque[float]] = {}  # estate → times incidents opened (flood detection)
+        self._flood: dict[str, Incident] = {}  # estate → its unresolved flood incident
         self.deduplicated = 0
         self.chattering = 0
+        self.correlated = 0
+        self.flooded = 0
 
     def load(self, incidents: list[Incident]) -> None:
         for incident in incidents:
             if incident.state in UNRESOLVED:
-                self.by_key[incident.alarm_key] = incident
-                self.by_id[incident.id] = incident
+                self._index(incident)
+
+    def _index(self, incident: Incident) -> None:
+        if not incident.members:
+            incident.members[incident.alarm_key] = ACTIVE if incident.active else NORMAL
+        for key in incident.members:
+            self.by_key[key] = incident
+        if incident.id:
+            self.by_id[incident.id] = incident
+        if incident.rule == FLOOD_RULE:
+            self._flood[incident.estate] = incident
 
     def committed(self, changes: list[IncidentChange]) -> None:
         """After the store assigned ids to new incidents."""
@@ -63,73 +99,136 @@ class IncidentManager:
                 self.by_id.pop(change.incident.id, None)
 
     def active_keys(self) -> list[str]:
-        return [key for key, incident in self.by_key.items() if incident.active]
+        return [key for key, incident in self.by_key.items() if incident.members.get(key, NORMAL) != NORMAL]
 
+    # -- alarm transitions -----------------------------------------------------------------------
     def apply(self, transition: Transition) -> IncidentChange | None:
         incident = self.by_key.get(transition.key)
-        if transition.active:
-            change = self._activate(incident, transition)
-        else:
-            change = self._clear(incident, transition)
+        change = (
+            self._activate(incident, transition) if transition.active else self._clear(incident, transition)
+        )
         if change is not None and transition.chattering:
             self.chattering += 1
             change.incident.chattering = True
-            entry = TimelineEntry(transition.ts, "chattering_detected", detail={"rule": transition.rule})
+            entry = TimelineEntry(transition.ts, "chattering_detected", detail={"alarm": transition.key})
             change.incident.timeline.append(entry)
             change.entries.append(entry)
         return change
 
     def _activate(self, incident: Incident | None, t: Transition) -> IncidentChange | None:
         if incident is None:
-            return self._open(t)
-        if incident.active:
+            flood, created = self._flood_host(t)
+            if flood is not None:
+                change = self._join(flood, t)
+                if created:  # the flood incident itself is new: insert it with all it has to say
+                    change.new, change.entries = True, list(flood.timeline)
+                return change
+            host = self._correlate(t)
+            return self._join(host, t) if host is not None else self._open(t)
+        if incident.members.get(t.key) in (ACTIVE, LATCHED):
             # Redelivered, repeated, or a latched alarm re-triggering: one incident, nothing new to say.
             self.deduplicated += 1
-            incident.latched = False
+            incident.members[t.key] = ACTIVE
+            _refresh(incident)
             return None
-        entry = TimelineEntry(t.ts, "alarm_reactivated", detail=_detail(t))
-        incident.active, incident.updated_at = True, t.ts
+        incident.members[t.key] = ACTIVE
+        _refresh(incident)
+        incident.updated_at = t.ts
         if incident.shelved_until is None:  # a shelved alarm does not ask for attention until unshelved
             incident.state = IncidentState.OPEN
+        entry = TimelineEntry(t.ts, "alarm_reactivated", detail=_detail(t))
         incident.timeline.append(entry)
         return IncidentChange(incident, entries=[entry])
 
     def _clear(self, incident: Incident | None, t: Transition) -> IncidentChange | None:
-        if incident is None or not incident.active:
+        if incident is None or incident.members.get(t.key, NORMAL) == NORMAL:
             return None
         if t.latch and incident.state is IncidentState.OPEN:
             # Latching (fire): the condition is gone, but the alarm stays until someone acknowledges it.
-            if incident.latched:
+            if incident.members[t.key] == LATCHED:
                 return None
-            incident.latched, incident.updated_at = True, t.ts
+            incident.members[t.key] = LATCHED
             entry = TimelineEntry(t.ts, "condition_cleared_latched", detail=_detail(t))
         else:
+            incident.members[t.key] = NORMAL
             action = "alarm_suppressed" if t.reason == "suppressed" else "alarm_returned_to_normal"
             entry = TimelineEntry(t.ts, action, detail=_detail(t))
-            incident.active, incident.latched, incident.updated_at = False, False, t.ts
+        _refresh(incident)
+        incident.updated_at = t.ts
         incident.timeline.append(entry)
         return IncidentChange(incident, entries=[entry])
 
     def _open(self, t: Transition) -> IncidentChange:
         entry = TimelineEntry(t.ts, "opened", detail=_detail(t))
         incident = Incident(
-            id=0,
-            estate=t.estate,
-            device=t.device,
-            rule=t.rule,
-            alarm_key=t.key,
-            priority=t.priority,
-            state=IncidentState.OPEN,
-            title=t.message_zh,
-            opened_at=t.ts,
-            updated_at=t.ts,
-            active=True,
-            title_en=t.message_en,
-            timeline=[entry],
-        )
+            id=0, estate=t.estate, device=t.device, rule=t.rule, alarm_key=t.key, priority=t.priority,
+            state=IncidentState.OPEN, title=t.message_zh, opened_at=t.ts, updated_at=t.ts, active=True,
+            title_en=t.message_en, zone=t.zone, members={t.key: ACTIVE}, timeline=[entry],
+        )  # fmt: skip
         self.by_key[t.key] = incident
+        self._opened.setdefault(t.estate, deque()).append(t.ts)
         return IncidentChange(incident, new=True, entries=[entry])
 
+    def _join(self, incident: Incident, t: Transition) -> IncidentChange:
+        """Add a new alarm to an existing incident (correlated, or the estate's flood incident)."""
+        incident.members[t.key] = ACTIVE
+        self.by_key[t.key] = incident
+        _refresh(incident)
+        if _more_urgent(t.priority, incident.priority):
+            incident.priority = t.priority
+            if incident.rule != FLOOD_RULE:  # the board shows what matters most in it
+                incident.title, incident.title_en = t.message_zh, t.message_en
+        if incident.state is IncidentState.ACKNOWLEDGED and incident.shelved_until is None:
+            incident.state = IncidentState.OPEN  # a new alarm needs its own acknowledgement
+        incident.updated_at = t.ts
+        action = "alarm_flooded" if incident.rule == FLOOD_RULE else "alarm_correlated"
+        if incident.rule == FLOOD_RULE:
+            self.flooded += 1
+            count = len(incident.members)
+            incident.title = f"报警泛滥：{incident.estate} {count} 条报警"
+            incident.title_en = f"Alarm flood: {count} alarms at {incident.estate}"
+        else:
+            self.correlated += 1
+        entry = TimelineEntry(
+            t.ts, action, detail={**_detail(t), "alarm": t.key, "priority": t.priority.value}
+        )
+        incident.timeline.append(entry)
+        return IncidentChange(incident, entries=[entry])
+
+    def _correlate(self, t: Transition) -> Incident | None:
+        """Critical alarms (fire, duress, fail-to-start) always get their own incident: they have their own
+        escalation ladder and must never hide inside another incident, nor collect unrelated alarms."""
+        window = self.grouping.correlation_window
+        if window <= 0 or not t.zone or t.priority is Priority.CRITICAL:
+            return None
+        candidates = [
+            incident for incident in self.by_key.values()  # includes incidents not yet committed
+            if incident.estate == t.estate and incident.zone == t.zone and incident.rule != FLOOD_RULE
+            and incident.priority is not Priority.CRITICAL
+            and incident.state in UNRESOLVED and t.ts - incident.opened_at <= window
+        ]  # fmt: skip
+        return max(candidates, key=lambda incident: incident.opened_at, default=None)
+
+    def _flood_host(self, t: Transition) -> tuple[Incident | None, bool]:
+        """The estate's flood incident (and whether it was just created), or None when not in flood."""
+        times = self._opened.setdefault(t.estate, deque())
+        while times and t.ts - times[0] > self.grouping.flood_window:
+            times.popleft()
+        flood = self._flood.get(t.estate)
+        if flood is not None and flood.state in UNRESOLVED:
+            return flood, False
+        if len(times) < self.grouping.flood_count:
+            return None, False
+        entry = TimelineEntry(t.ts, "flood_started", detail={"opened_in_window": len(times)})
+        flood = Incident(
+            id=0, estate=t.estate, device="*", rule=FLOOD_RULE, alarm_key=f"{t.estate}/*/{FLOOD_RULE}",
+            priority=t.priority, state=IncidentState.OPEN, title="", opened_at=t.ts, updated_at=t.ts,
+            active=True, timeline=[entry],
+        )  # fmt: skip
+        self._flood[t.estate] = flood
+        return flood, True
+
+    # -- operator actions ------------------------------------------------------------------------
     def acknowledge(
         self, incident_id: int, user: str, ts: float, source: str = "", note: str = ""
     ) -> IncidentChange | None:
@@ -141,11 +240,13 @@ class IncidentManager:
         entries = [TimelineEntry(ts, "acknowledged", user, detail)]
         incident.state = IncidentState.ACKNOWLEDGED
         incident.acknowledged_at, incident.acknowledged_by, incident.updated_at = ts, user, ts
-        if incident.latched:  # a latched alarm whose condition is gone returns to normal on ack
-            incident.active = incident.latched = False
+        released = [key for key, state in incident.members.items() if state == LATCHED]
+        for key in released:  # a latched alarm whose condition is gone returns to normal on ack
+            incident.members[key] = NORMAL
             entries.append(
-                TimelineEntry(ts, "alarm_returned_to_normal", detail={"after": "latch acknowledged"})
+                TimelineEntry(ts, "alarm_returned_to_normal", detail={"alarm": key, "after": "ack"})
             )
+        _refresh(incident)
         incident.timeline.extend(entries)
         return IncidentChange(incident, entries=entries)
 
@@ -180,6 +281,10 @@ class IncidentManager:
         if incident is None:
             raise IncidentError(f"incident {incident_id} is not open")
         return incident
+
+
+def _more_urgent(a: Priority, b: Priority) -> bool:
+    return a.rank < b.rank
 
 
 def _detail(t: Transition) -> dict[str, object]:

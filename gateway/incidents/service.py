@@ -12,7 +12,7 @@ import logging
 
 from gateway.alerts import Transition
 from gateway.incidents.feed import IncidentFeed
-from gateway.incidents.manager import IncidentChange, IncidentError, IncidentManager
+from gateway.incidents.manager import Grouping, IncidentChange, IncidentError, IncidentManager
 from gateway.model import Clock, Incident
 from gateway.store.base import IncidentQuery, Store, StoreError
 
@@ -20,16 +20,19 @@ log = logging.getLogger(__name__)
 
 
 class IncidentService:
-    def __init__(self, store: Store, clock: Clock, feed: IncidentFeed | None = None) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, feed: IncidentFeed | None = None, grouping: Grouping | None = None
+    ) -> None:
         self.store, self.clock = store, clock
         self.feed = feed or IncidentFeed()
-        self.manager = IncidentManager()
+        self.grouping = grouping or Grouping()
+        self.manager = IncidentManager(self.grouping)
         self._lock = asyncio.Lock()
         self.opened = 0
 
     async def start(self) -> list[str]:
         """Load unresolved incidents; returns the alarm keys that are still active (for the engine)."""
-        self.manager = IncidentManager()
+        self.manager = IncidentManager(self.grouping)
         self.manager.load(await self.store.load_unresolved())
         return self.manager.active_keys()
 
@@ -88,7 +91,7 @@ class IncidentService:
             await self.store.commit(changes)
         except StoreError:
             log.exception("store commit failed; reloading unresolved incidents from the store")
-            self.manager = IncidentManager()
+            self.manager = IncidentManager(self.grouping)
             self.manager.load(await self.store.load_unresolved())
             raise
         self.manager.committed(changes)

@@ -144,6 +144,9 @@ class Incident:
     latched: bool = False  # condition gone, held active until acknowledged (latching alarm)
     chattering: bool = False  # flagged once by chattering detection (ISA-18.2)
     shelved_until: float | None = None  # shelved by an operator until this wall time
+    zone: str = ""
+    # Member alarms (correlated into this incident) by alarm key: "active" | "latched" | "normal".
+    members: dict[str, str] = field(default_factory=dict)
     timeline: list[TimelineEntry] = field(default_factory=list)
 
 

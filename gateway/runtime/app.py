@@ -28,7 +28,7 @@ from gateway.alerts import AlertEngine
 from gateway.alerts.rules import load_default_rules, merge_rules
 from gateway.api import ApiContext, TokenAuth, create_app
 from gateway.config import ConfigError, GatewayConfig
-from gateway.incidents import IncidentFeed, IncidentService
+from gateway.incidents import Grouping, IncidentFeed, IncidentService
 from gateway.ingest import IngestQueue
 from gateway.model import Clock, SystemClock
 from gateway.runtime.build import BoundDevice, bind_devices
@@ -81,7 +81,10 @@ class App:
         self.feed = IncidentFeed()
         store_path = Path(config.store.path)
         self.store = SqliteStore(store_path if store_path.is_absolute() else self.base_dir / store_path)
-        self.service = IncidentService(self.store, self.clock, self.feed)
+        grouping = Grouping(
+            config.incidents.correlation_window, config.incidents.flood_count, config.incidents.flood_window
+        )
+        self.service = IncidentService(self.store, self.clock, self.feed, grouping)
         rules = merge_rules(load_default_rules(), config.rules)
         self.engine = AlertEngine(rules, [d.info for d in devices], self.clock)
         self.pipeline = Pipeline(self.queue, self.engine, self.service)

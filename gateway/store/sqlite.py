@@ -46,15 +46,29 @@ MIGRATIONS: list[str] = [
     ALTER TABLE incidents ADD COLUMN chattering INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE incidents ADD COLUMN shelved_until REAL
     """,
+    # 3: correlation: an incident's member alarms
+    """
+    ALTER TABLE incidents ADD COLUMN zone TEXT NOT NULL DEFAULT '';
+    CREATE TABLE incident_alarms (
+        incident_id INTEGER NOT NULL REFERENCES incidents(id),
+        alarm_key TEXT NOT NULL,
+        state TEXT NOT NULL,
+        PRIMARY KEY (incident_id, alarm_key)
+    );
+    INSERT INTO incident_alarms (incident_id, alarm_key, state)
+        SELECT id, alarm_key,
+               CASE WHEN latched = 1 THEN 'latched' WHEN active = 1 THEN 'active' ELSE 'normal' END
+        FROM incidents
+    """,
 ]
 
 _COLUMNS = (
     "id, estate, device, rule, alarm_key, priority, state, title, title_en, opened_at, updated_at, active, "
     "escalation_level, assignee, acknowledged_at, acknowledged_by, resolved_at, "
-    "latched, chattering, shelved_until"
+    "latched, chattering, shelved_until, zone"
 )
 
-_INSERT = f"INSERT INTO incidents ({_COLUMNS.removeprefix('id, ')}) VALUES ({','.join('?' * 19)})"
+_INSERT = f"INSERT INTO incidents ({_COLUMNS.removeprefix('id, ')}) VALUES ({','.join('?' * 20)})"
 _UPDATE = (
     "UPDATE incidents SET "
     + ", ".join(f"{c}=?" for c in _COLUMNS.removeprefix("id, ").split(", "))
@@ -123,6 +137,11 @@ class SqliteStore:
                         (*row, inc.id),
                     )
                 conn.executemany(
+                    "INSERT INTO incident_alarms (incident_id, alarm_key, state) VALUES (?,?,?) "
+                    "ON CONFLICT (incident_id, alarm_key) DO UPDATE SET state = excluded.state",
+                    [(inc.id, key, state) for key, state in inc.members.items()],
+                )
+                conn.executemany(
                     "INSERT INTO timeline (incident_id, ts, action, actor, detail) VALUES (?,?,?,?,?)",
                     [
                         (inc.id, e.ts, e.action, e.actor, json.dumps(e.detail, ensure_ascii=False))
@@ -178,7 +197,7 @@ def _row(inc: Incident) -> tuple[object, ...]:
         inc.estate, inc.device, inc.rule, inc.alarm_key, inc.priority.value, inc.state.value, inc.title,
         inc.title_en, inc.opened_at, inc.updated_at, int(inc.active), inc.escalation_level, inc.assignee,
         inc.acknowledged_at, inc.acknowledged_by, inc.resolved_at, int(inc.latched), int(inc.chattering),
-        inc.shelved_until,
+        inc.shelved_until, inc.zone,
     )  # fmt: skip
 
 
@@ -223,7 +242,10 @@ def _incident(conn: sqlite3.Connection, row: tuple[Any, ...], with_timeline: boo
         latched=bool(r["latched"]),
         chattering=bool(r["chattering"]),
         shelved_until=r["shelved_until"],
+        zone=r["zone"],
     )
+    members = conn.execute("SELECT alarm_key, state FROM incident_alarms WHERE incident_id=?", (incident.id,))
+    incident.members = dict(members.fetchall())
     if with_timeline:
         entries = conn.execute(
             "SELECT ts, action, actor, detail FROM timeline WHERE incident_id=? ORDER BY id", (incident.id,)

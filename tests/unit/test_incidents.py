@@ -178,3 +178,69 @@ async def test_new_fields_survive_a_restart(tmp_path: Path) -> None:
     [incident] = await reopened.load_unresolved()
     assert incident.latched and incident.chattering and incident.shelved_until is not None
     await reopened.close()
+
+
+def ztr(
+    active: bool, key: str, ts: float, zone: str = "B3", priority: Priority = Priority.MEDIUM
+) -> Transition:
+    estate, device, rule = key.split("/")
+    return Transition(key, estate, device, rule, priority, active, ts, 1, f"告警 {rule}", f"alarm {rule}",
+                      zone=zone)  # fmt: skip
+
+
+async def test_alarms_in_one_zone_within_the_window_become_one_incident(service: IncidentService) -> None:
+    [first] = await service.apply([ztr(True, "e1/smoke-1/fire", 100.0)])
+    await service.acknowledge(first.incident.id, "op1")
+    [joined] = await service.apply([ztr(True, "e1/pump-2/septic_high", 160.0, priority=Priority.HIGH)])
+    incident = joined.incident
+    assert incident.id == first.incident.id and not joined.new
+    assert incident.priority is Priority.HIGH  # the incident takes the most urgent member's priority
+    assert incident.title_en == "alarm septic_high"  # ... and its title
+    assert incident.state is IncidentState.OPEN  # the new alarm needs its own acknowledgement
+    assert set(incident.members) == {"e1/smoke-1/fire", "e1/pump-2/septic_high"}
+    [other_zone] = await service.apply([ztr(True, "e1/gate-9/forced", 170.0, zone="north")])
+    [critical] = await service.apply([ztr(True, "e1/smoke-7/fire", 175.0, priority=Priority.CRITICAL)])
+    assert critical.new  # a critical alarm is never buried in another incident
+    [too_late] = await service.apply([ztr(True, "e1/gen-1/fuel", 400.0)])
+    assert other_zone.new and too_late.new
+    # A member clears, the incident stays active while the other is active; the last one clears it.
+    await service.apply([ztr(False, "e1/smoke-1/fire", 200.0)])
+    assert incident.active and incident.members["e1/smoke-1/fire"] == "normal"
+    await service.apply([ztr(False, "e1/pump-2/septic_high", 210.0)])
+    assert not incident.active
+    assert service.manager.correlated == 1
+
+
+async def test_flood_groups_new_alarms_into_one_incident_with_a_count(service: IncidentService) -> None:
+    for i in range(10):  # ISA-18.2: more than 10 new alarms in 10 min is a flood
+        [change] = await service.apply([ztr(True, f"e1/d{i}/r", 10.0 + i, zone="")])
+        assert change.new
+    changes = [await service.apply([ztr(True, f"e1/x{i}/r", 30.0 + i, zone="")]) for i in range(15)]
+    floods = {c[0].incident.id for c in changes}
+    assert len(floods) == 1 and changes[0][0].new and not changes[1][0].new
+    flood = changes[-1][0].incident
+    assert flood.rule == "alarm_flood" and len(flood.members) == 15
+    assert flood.title_en == "Alarm flood: 15 alarms at e1"
+    assert len(await service.list(IncidentQuery())) == 11  # 10 incidents + 1 flood, not 25
+    other = await service.apply([ztr(True, "e2/d0/r", 40.0, zone="")])
+    assert other[0].new and other[0].incident.rule == "r"  # the flood is per estate
+
+
+async def test_members_survive_a_restart(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "t.db")
+    await store.open()
+    svc = IncidentService(store, ManualClock())
+    await svc.start()
+    await svc.apply([ztr(True, "e1/a/r", 1.0), ztr(True, "e1/b/r", 2.0)])
+    await svc.apply([ztr(False, "e1/a/r", 3.0)])
+    await store.close()
+    reopened = SqliteStore(tmp_path / "t.db")
+    await reopened.open()
+    svc2 = IncidentService(reopened, ManualClock())
+    assert await svc2.start() == ["e1/b/r"]
+    [incident] = await reopened.load_unresolved()
+    assert incident.members == {"e1/a/r": "normal", "e1/b/r": "active"}
+    await svc2.apply([ztr(True, "e1/b/r", 4.0)])  # still active: dedup, no new incident
+    await svc2.apply([ztr(True, "e1/a/r", 5.0)])  # a member re-activates inside its incident
+    assert len(await svc2.list(IncidentQuery())) == 1
+    await reopened.close()
