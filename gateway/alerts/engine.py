@@ -8,6 +8,7 @@ schedules use wall time.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -64,6 +65,7 @@ class AlertEngine:
                 self._by_point.setdefault((inst.estate, inst.device, point), []).append(inst)
         self._by_key = {inst.key: inst for inst in self.instances}
         self._timed: set[RuleInstance] = set()
+        self._windows_changed: set[RuleInstance] = set()
         self._watch_absence = [s for s in self._devices.values() if s.info.heartbeat_timeout]
         self.unknown_items = 0
         self.processed = 0
@@ -75,6 +77,32 @@ class AlertEngine:
             inst = self._by_key.get(key)
             if inst is not None:
                 inst.active = True
+
+    def take_window_changes(self) -> dict[str, dict[str, list[float]]]:
+        """Count windows changed since the last call, as wall times, for the store to keep.
+
+        Committed with the same batch's incident changes, so a restart resumes "4 denials so far" exactly.
+        """
+        if not self._windows_changed:
+            return {}
+        offset = self.clock.now() - self.clock.monotonic()
+        out = {
+            inst.key: {group: [t + offset for t in times] for group, times in inst.hits.items()}
+            for inst in self._windows_changed
+        }
+        self._windows_changed.clear()
+        return out
+
+    def restore_windows(self, windows: dict[str, dict[str, list[float]]]) -> None:
+        """Count windows from the store (wall times) back into monotonic time."""
+        offset = self.clock.now() - self.clock.monotonic()
+        for key, groups in windows.items():
+            inst = self._by_key.get(key)
+            if inst is None or inst.rule.kind != "count":
+                continue
+            inst.hits = {group: deque(t - offset for t in times) for group, times in groups.items() if times}
+            if inst.hits:
+                self._timed.add(inst)
 
     # -- input -----------------------------------------------------------------------------------
     def process(self, item: Reading | DeviceEvent) -> list[Transition]:
@@ -132,6 +160,7 @@ class AlertEngine:
         group = str(event.attributes.get(inst.rule.group_by, "")) if inst.rule.group_by else ""
         count = inst.hit(group, now)
         self._timed.add(inst)  # windows age out on ticks
+        self._windows_changed.add(inst)
         if not inst.active and count >= (inst.rule.count or 0):
             shown = f"{count} × {event.kind}" + (f" @ {inst.rule.group_by} {group}" if group else "")
             out.append(inst.transition(True, wall, now, state.values, shown))
@@ -161,7 +190,10 @@ class AlertEngine:
         return out
 
     def _tick_count(self, inst: RuleInstance, state: _DeviceState, now: float, out: list[Transition]) -> None:
+        before = sum(len(times) for times in inst.hits.values())
         largest = inst.expire(now)
+        if sum(len(times) for times in inst.hits.values()) != before:
+            self._windows_changed.add(inst)
         if not inst.hits:
             self._timed.discard(inst)
         if inst.active and largest < (inst.rule.count or 0):

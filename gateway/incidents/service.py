@@ -36,8 +36,11 @@ class IncidentService:
         self.manager.load(await self.store.load_unresolved())
         return self.manager.active_keys()
 
-    async def apply(self, transitions: list[Transition]) -> list[IncidentChange]:
-        if not transitions:
+    async def apply(
+        self, transitions: list[Transition], windows: dict[str, dict[str, list[float]]] | None = None
+    ) -> list[IncidentChange]:
+        """Decide and commit the incident changes of these transitions, with the rule windows that changed."""
+        if not transitions and not windows:
             return []
         async with self._lock:
             changes: list[IncidentChange] = []
@@ -45,7 +48,7 @@ class IncidentService:
                 change = self.manager.apply(transition)
                 if change is not None:
                     changes.append(change)
-            await self._commit(changes)
+            await self._commit(changes, windows)
             self.opened += sum(1 for c in changes if c.new)
             return changes
 
@@ -84,11 +87,13 @@ class IncidentService:
         async with self._lock:
             await self._commit(self.manager.expire_shelves(self.clock.now()))
 
-    async def _commit(self, changes: list[IncidentChange]) -> None:
-        if not changes:
+    async def _commit(
+        self, changes: list[IncidentChange], windows: dict[str, dict[str, list[float]]] | None = None
+    ) -> None:
+        if not changes and not windows:
             return
         try:
-            await self.store.commit(changes)
+            await self.store.commit(changes, windows)
         except StoreError:
             log.exception("store commit failed; reloading unresolved incidents from the store")
             self.manager = IncidentManager(self.grouping)

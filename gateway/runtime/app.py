@@ -161,6 +161,7 @@ class App:
         log.info("store: sqlite %s", self.store.path)
         active = await self.service.start()
         self.engine.restore_active(active)
+        self.engine.restore_windows(await self.store.load_windows())
         log.info(
             "incidents: %d unresolved restored, %d alarms active",
             len(self.service.manager.by_key),

@@ -76,7 +76,7 @@ class Pipeline:
             self._idle.add("tick")
             await asyncio.sleep(self.tick_interval)
             self._idle.discard("tick")
-            await self._commit(self.engine.tick())
+            await self._commit(self.engine.tick(), self.engine.take_window_changes())
             await self.service.expire_shelves()
 
     async def process(self, batch: list[Envelope]) -> None:
@@ -86,7 +86,7 @@ class Pipeline:
             for item in envelope.items:
                 transitions.extend(process(item))
             self.items += len(envelope.items)
-        await self._commit(transitions)
+        await self._commit(transitions, self.engine.take_window_changes())
         self.batches += 1
         for envelope in batch:
             if envelope.ack is not None:
@@ -96,13 +96,15 @@ class Pipeline:
                     self.acks_failed += 1
                     log.debug("ack failed", exc_info=True)
 
-    async def _commit(self, transitions: list[Transition]) -> None:
-        if not transitions:
+    async def _commit(
+        self, transitions: list[Transition], windows: dict[str, dict[str, list[float]]] | None = None
+    ) -> None:
+        if not transitions and not windows:
             return
         delay = 0.05
         while True:
             try:
-                await self.service.apply(transitions)
+                await self.service.apply(transitions, windows)
                 return
             except StoreError as exc:
                 self.store_failures += 1

@@ -29,8 +29,12 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def commit(self, changes: list[IncidentChange]) -> None:
-        """Persist changes in one transaction; new incidents get their ids here."""
+    async def commit(
+        self, changes: list[IncidentChange], windows: dict[str, dict[str, list[float]]] | None = None
+    ) -> None:
+        """Persist changes (and changed rule windows) in one transaction; new incidents get their ids."""
+
+    async def load_windows(self) -> dict[str, dict[str, list[float]]]: ...
 
     async def load_unresolved(self) -> list[Incident]: ...
 

@@ -60,6 +60,10 @@ MIGRATIONS: list[str] = [
                CASE WHEN latched = 1 THEN 'latched' WHEN active = 1 THEN 'active' ELSE 'normal' END
         FROM incidents
     """,
+    # 4: rule windows (event counts) that must survive a restart
+    """
+    CREATE TABLE rule_windows (alarm_key TEXT PRIMARY KEY, state TEXT NOT NULL)
+    """,
 ]
 
 _COLUMNS = (
@@ -118,8 +122,10 @@ class SqliteStore:
         await asyncio.get_running_loop().run_in_executor(self._executor, shut)
         self._executor.shutdown(wait=True)
 
-    async def commit(self, changes: list[IncidentChange]) -> None:
-        if not changes:
+    async def commit(
+        self, changes: list[IncidentChange], windows: dict[str, dict[str, list[float]]] | None = None
+    ) -> None:
+        if not changes and not windows:
             return
 
         def write(conn: sqlite3.Connection) -> None:
@@ -148,6 +154,15 @@ class SqliteStore:
                         for e in change.entries
                     ],
                 )
+            for key, groups in (windows or {}).items():
+                if any(groups.values()):
+                    conn.execute(
+                        "INSERT INTO rule_windows (alarm_key, state) VALUES (?, ?) "
+                        "ON CONFLICT (alarm_key) DO UPDATE SET state = excluded.state",
+                        (key, json.dumps(groups)),
+                    )
+                else:
+                    conn.execute("DELETE FROM rule_windows WHERE alarm_key = ?", (key,))
             conn.execute("COMMIT")
 
         await self._run(write)
@@ -159,6 +174,13 @@ class SqliteStore:
                 f"SELECT {_COLUMNS} FROM incidents WHERE state IN ('open','acknowledged')"
             ).fetchall()
             return [_incident(conn, row, with_timeline=True) for row in rows]
+
+        return await self._run(read)
+
+    async def load_windows(self) -> dict[str, dict[str, list[float]]]:
+        def read(conn: sqlite3.Connection) -> dict[str, dict[str, list[float]]]:
+            rows = conn.execute("SELECT alarm_key, state FROM rule_windows").fetchall()
+            return {key: json.loads(state) for key, state in rows}
 
         return await self._run(read)
 

@@ -65,3 +65,15 @@ def test_composite_needs_every_term_to_be_possible() -> None:
                {"device": "no-such-barrier", "point": "barrier_down", "values": [True]}],
     )  # fmt: skip
     assert Timeline([lane], DEVICES).engine.rule_count == 0
+
+
+def test_gst_state_points_raise_fire_fault_and_disabled() -> None:
+    rules = [r for r in load_default_rules() if r.id.startswith("fire_point_state_")]
+    gst = [DeviceInfo("e1", "gst-1", "fire_panel", points=("L1-D001.state", "L1-D002.state"), zone="B3")]
+    t = Timeline(rules, gst)
+    [fire] = t.at(0, reading("L1-D001.state", "fire", "gst-1"))
+    assert fire.active and fire.rule == "fire_point_state_fire" and fire.latch
+    [fault] = t.at(1, reading("L1-D002.state", "fault", "gst-1"))
+    assert fault.rule == "fire_point_state_fault"
+    cleared, disabled = t.at(2, reading("L1-D002.state", "disabled", "gst-1"))
+    assert not cleared.active and disabled.rule == "fire_point_state_disabled" and disabled.active
