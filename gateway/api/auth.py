@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Request, status
@@ -32,6 +33,15 @@ class Principal:
 
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
+
+
+def bearer(auth: TokenAuth) -> Callable[[Request], Principal]:
+    """A FastAPI dependency: the caller's Principal, or 401."""
+
+    def principal(request: Request) -> Principal:
+        return auth.authenticate(request)
+
+    return principal
 
 
 class TokenAuth:

@@ -250,6 +250,26 @@ class IncidentManager:
         incident.timeline.extend(entries)
         return IncidentChange(incident, entries=entries)
 
+    def resolve(self, incident_id: int, user: str, ts: float, cause: str, note: str = "") -> IncidentChange:
+        """Resolved with a cause (real / false_alarm / test / fault). Its alarms are released: a later
+        activation opens a new incident, as the operator has declared this one handled."""
+        incident = self._unresolved(incident_id)
+        incident.state, incident.resolved_at, incident.cause, incident.updated_at = (
+            IncidentState.RESOLVED, ts, cause, ts,
+        )  # fmt: skip
+        incident.shelved_until = None
+        detail: dict[str, object] = {"cause": cause, "still_active": incident.active}
+        if note:
+            detail["note"] = note
+        entry = TimelineEntry(ts, "resolved", user, detail)
+        incident.timeline.append(entry)
+        for key in incident.members:
+            if self.by_key.get(key) is incident:
+                del self.by_key[key]
+        if self._flood.get(incident.estate) is incident:
+            del self._flood[incident.estate]
+        return IncidentChange(incident, entries=[entry])
+
     def shelve(self, incident_id: int, user: str, ts: float, until: float, reason: str) -> IncidentChange:
         """ISA-18.2 shelving: hide the alarm from attention until `until` (wall time); audited."""
         incident = self._unresolved(incident_id)

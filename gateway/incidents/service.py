@@ -13,7 +13,7 @@ import logging
 from gateway.alerts import Transition
 from gateway.incidents.feed import IncidentFeed
 from gateway.incidents.manager import Grouping, IncidentChange, IncidentError, IncidentManager
-from gateway.model import Clock, Incident
+from gateway.model import Clock, Incident, IncidentState, TimelineEntry
 from gateway.store.base import IncidentQuery, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,27 @@ class IncidentService:
         if incident is None:
             raise IncidentError(f"incident {incident_id} not found")
         return incident
+
+    async def resolve(self, incident_id: int, user: str, cause: str, note: str = "") -> Incident:
+        async with self._lock:
+            change = self.manager.resolve(incident_id, user, self.clock.now(), cause, note)
+            await self._commit([change])
+            return change.incident
+
+    async def close(self, incident_id: int, user: str) -> Incident:
+        """Closed: a resolved incident that needs nothing more (reviewed, reported)."""
+        async with self._lock:
+            incident = await self.store.get_incident(incident_id)
+            if incident is None:
+                raise IncidentError(f"incident {incident_id} not found")
+            if incident.state is not IncidentState.RESOLVED:
+                raise IncidentError(f"only a resolved incident can be closed (it is {incident.state.value})")
+            now = self.clock.now()
+            entry = TimelineEntry(now, "closed", user)
+            incident.state, incident.updated_at = IncidentState.CLOSED, now
+            incident.timeline.append(entry)
+            await self._commit([IncidentChange(incident, entries=[entry])])
+            return incident
 
     async def shelve(self, incident_id: int, user: str, minutes: float, reason: str) -> Incident:
         async with self._lock:

@@ -145,6 +145,7 @@ class Incident:
     chattering: bool = False  # flagged once by chattering detection (ISA-18.2)
     shelved_until: float | None = None  # shelved by an operator until this wall time
     zone: str = ""
+    cause: str | None = None  # at resolve: real | false_alarm | test | fault
     # Member alarms (correlated into this incident) by alarm key: "active" | "latched" | "normal".
     members: dict[str, str] = field(default_factory=dict)
     timeline: list[TimelineEntry] = field(default_factory=list)

@@ -64,15 +64,19 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE rule_windows (alarm_key TEXT PRIMARY KEY, state TEXT NOT NULL)
     """,
+    # 5: resolution cause
+    """
+    ALTER TABLE incidents ADD COLUMN cause TEXT
+    """,
 ]
 
 _COLUMNS = (
     "id, estate, device, rule, alarm_key, priority, state, title, title_en, opened_at, updated_at, active, "
     "escalation_level, assignee, acknowledged_at, acknowledged_by, resolved_at, "
-    "latched, chattering, shelved_until, zone"
+    "latched, chattering, shelved_until, zone, cause"
 )
 
-_INSERT = f"INSERT INTO incidents ({_COLUMNS.removeprefix('id, ')}) VALUES ({','.join('?' * 20)})"
+_INSERT = f"INSERT INTO incidents ({_COLUMNS.removeprefix('id, ')}) VALUES ({','.join('?' * 21)})"
 _UPDATE = (
     "UPDATE incidents SET "
     + ", ".join(f"{c}=?" for c in _COLUMNS.removeprefix("id, ").split(", "))
@@ -219,7 +223,7 @@ def _row(inc: Incident) -> tuple[object, ...]:
         inc.estate, inc.device, inc.rule, inc.alarm_key, inc.priority.value, inc.state.value, inc.title,
         inc.title_en, inc.opened_at, inc.updated_at, int(inc.active), inc.escalation_level, inc.assignee,
         inc.acknowledged_at, inc.acknowledged_by, inc.resolved_at, int(inc.latched), int(inc.chattering),
-        inc.shelved_until, inc.zone,
+        inc.shelved_until, inc.zone, inc.cause,
     )  # fmt: skip
 
 
@@ -265,6 +269,7 @@ def _incident(conn: sqlite3.Connection, row: tuple[Any, ...], with_timeline: boo
         chattering=bool(r["chattering"]),
         shelved_until=r["shelved_until"],
         zone=r["zone"],
+        cause=r["cause"],
     )
     members = conn.execute("SELECT alarm_key, state FROM incident_alarms WHERE incident_id=?", (incident.id,))
     incident.members = dict(members.fetchall())

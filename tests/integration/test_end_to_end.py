@@ -292,3 +292,21 @@ async def test_denial_burst_at_one_reader_over_mqtt(broker: MosquittoProcess, tm
         [item] = s.opened("gate_denied_burst")
         assert item.change.incident.priority.value == "medium"
         assert "reader 1" in item.change.incident.title_en
+
+
+async def test_resolve_and_close_through_the_api(broker: MosquittoProcess, tmp_path: Path) -> None:
+    async with estate_stack(broker, tmp_path) as s:
+        await s.host.mqtt_devices["gate-north"].event("door_forced")
+        await s.until(lambda: s.opened("gate_door_forced"), 2, "incident")
+        incident_id = s.opened()[0].change.incident.id
+        bad = await s.api("POST", f"/incidents/{incident_id}/resolve", json={"cause": "aliens"})
+        assert bad.status_code == 422
+        done = await s.api(
+            "POST", f"/incidents/{incident_id}/resolve", json={"cause": "real", "note": "巡逻已到场"}
+        )
+        assert (
+            done.status_code == 200 and done.json()["state"] == "resolved" and done.json()["cause"] == "real"
+        )
+        again = await s.api("POST", f"/incidents/{incident_id}/ack")
+        assert again.status_code == 409  # nothing to act on once resolved
+        assert (await s.api("POST", f"/incidents/{incident_id}/close")).status_code == 403  # operators cannot

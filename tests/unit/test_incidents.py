@@ -244,3 +244,24 @@ async def test_members_survive_a_restart(tmp_path: Path) -> None:
     await svc2.apply([ztr(True, "e1/a/r", 5.0)])  # a member re-activates inside its incident
     assert len(await svc2.list(IncidentQuery())) == 1
     await reopened.close()
+
+
+async def test_resolve_with_cause_releases_the_alarm_and_close_ends_it(service: IncidentService) -> None:
+    [opened] = await service.apply([tr(True)])
+    await service.apply([tr(False, ts=2)])
+    resolved = await service.resolve(opened.incident.id, "op1", "false_alarm", note="spider in the detector")
+    assert resolved.state is IncidentState.RESOLVED and resolved.cause == "false_alarm"
+    [again] = await service.apply([tr(True, ts=3)])
+    assert again.new and again.incident.id != opened.incident.id  # a new incident after resolve
+    with pytest.raises(IncidentError):
+        await service.close(again.incident.id, "sup1")  # only resolved incidents close
+    closed = await service.close(opened.incident.id, "sup1")
+    assert closed.state is IncidentState.CLOSED
+    stored = await service.get(opened.incident.id)
+    assert stored is not None and stored.cause == "false_alarm"
+    assert [(e.action, e.actor) for e in stored.timeline][-2:] == [("resolved", "op1"), ("closed", "sup1")]
+    assert stored.timeline[-2].detail == {
+        "cause": "false_alarm",
+        "still_active": False,
+        "note": "spider in the detector",
+    }

@@ -1,0 +1,114 @@
+"""Incident routes: list, detail, and the operator actions (ack, resolve, close, shelve, unshelve).
+
+Scope is enforced in the query: an incident of an estate outside the caller's scope is a 404, and never
+appears in a list. Every action goes through the IncidentService and lands in the incident's timeline.
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+
+from gateway.api.auth import Principal, bearer
+from gateway.api.context import ApiContext
+from gateway.api.schemas import AckIn, IncidentOut, ResolveIn, ShelveIn, incident_out
+from gateway.incidents import IncidentError
+from gateway.model import Incident, IncidentState, Priority
+from gateway.store import IncidentQuery
+
+
+def scope(user: Principal, estate: str | None) -> frozenset[str] | None:
+    """The estates a query may touch: the caller's scope, narrowed to `estate` if given."""
+    if estate is not None:
+        return frozenset([estate]) if user.can_see(estate) else frozenset()
+    return user.estates
+
+
+async def visible(ctx: ApiContext, user: Principal, incident_id: int) -> Incident:
+    """The incident, or 404 when it does not exist or is outside the caller's estates."""
+    incident = await ctx.service.get(incident_id)
+    if incident is None or not user.can_see(incident.estate):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "incident not found")
+    return incident
+
+
+async def operable(ctx: ApiContext, user: Principal, incident_id: int) -> None:
+    """Visible, the caller is an operator or above, and the incident is not resolved yet."""
+    incident = await visible(ctx, user, incident_id)
+    if not user.at_least("operator"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "operators and above may act on incidents")
+    if incident.state not in (IncidentState.OPEN, IncidentState.ACKNOWLEDGED):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"incident is {incident.state.value}")
+
+
+def incident_router(ctx: ApiContext) -> APIRouter:
+    router = APIRouter(tags=["incidents"])
+
+    User = Annotated[Principal, Depends(bearer(ctx.auth))]
+
+    @router.get("/incidents", response_model=list[IncidentOut], tags=["incidents"])
+    async def list_incidents(
+        user: User,
+        estate: str | None = None,
+        state: IncidentState | None = None,
+        priority: Priority | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> list[IncidentOut]:
+        query = IncidentQuery(scope(user, estate), state, priority, limit, offset)
+        return [incident_out(i, False) for i in await ctx.service.list(query)]
+
+    @router.get("/incidents/{incident_id}", response_model=IncidentOut, tags=["incidents"])
+    async def get_incident(incident_id: int, user: User) -> IncidentOut:
+        return incident_out(await visible(ctx, user, incident_id), True)
+
+    @router.post("/incidents/{incident_id}/ack", response_model=IncidentOut, tags=["incidents"])
+    async def ack_incident(
+        incident_id: int, user: User, request: Request, body: AckIn | None = None
+    ) -> IncidentOut:
+        await operable(ctx, user, incident_id)
+        source = request.client.host if request.client else ""
+        try:
+            await ctx.service.acknowledge(incident_id, user.name, source, body.note if body else "")
+        except IncidentError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        return incident_out(await visible(ctx, user, incident_id), True)
+
+    @router.post("/incidents/{incident_id}/resolve", response_model=IncidentOut, tags=["incidents"])
+    async def resolve_incident(incident_id: int, user: User, body: ResolveIn) -> IncidentOut:
+        await operable(ctx, user, incident_id)
+        try:
+            await ctx.service.resolve(incident_id, user.name, body.cause, body.note)
+        except IncidentError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        return incident_out(await visible(ctx, user, incident_id), True)
+
+    @router.post("/incidents/{incident_id}/close", response_model=IncidentOut, tags=["incidents"])
+    async def close_incident(incident_id: int, user: User) -> IncidentOut:
+        await visible(ctx, user, incident_id)
+        if not user.at_least("supervisor"):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "supervisors and above may close incidents")
+        try:
+            await ctx.service.close(incident_id, user.name)
+        except IncidentError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        return incident_out(await visible(ctx, user, incident_id), True)
+
+    @router.post("/incidents/{incident_id}/shelve", response_model=IncidentOut, tags=["incidents"])
+    async def shelve_incident(incident_id: int, user: User, body: ShelveIn) -> IncidentOut:
+        await operable(ctx, user, incident_id)
+        try:
+            await ctx.service.shelve(incident_id, user.name, body.minutes, body.reason)
+        except IncidentError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        return incident_out(await visible(ctx, user, incident_id), True)
+
+    @router.post("/incidents/{incident_id}/unshelve", response_model=IncidentOut, tags=["incidents"])
+    async def unshelve_incident(incident_id: int, user: User) -> IncidentOut:
+        await operable(ctx, user, incident_id)
+        try:
+            await ctx.service.unshelve(incident_id, user.name)
+        except IncidentError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        return incident_out(await visible(ctx, user, incident_id), True)
+
+    return router

@@ -1,0 +1,106 @@
+"""Request and response models of the API (OpenAPI is generated from these)."""
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from gateway.incidents import alarm_state
+from gateway.model import Incident, IncidentState, Priority
+
+
+class TimelineOut(BaseModel):
+    ts: float
+    time: str
+    action: str
+    actor: str
+    detail: dict[str, Any]
+
+
+class IncidentOut(BaseModel):
+    id: int
+    estate: str
+    device: str
+    rule: str
+    priority: Priority
+    state: IncidentState
+    alarm_state: str = Field(description="ISA-18.2 state of the incident's alarm")
+    active: bool
+    title: str = Field(description="zh-CN")
+    title_en: str
+    opened_at: float
+    opened: str = Field(description="ISO 8601, UTC")
+    updated_at: float
+    acknowledged_at: float | None
+    acknowledged_by: str | None
+    escalation_level: int
+    latched: bool = Field(description="Condition gone, held active until acknowledged")
+    chattering: bool
+    shelved_until: float | None
+    cause: str | None = Field(description="At resolve: real, false_alarm, test or fault")
+    resolved_at: float | None
+    timeline: list[TimelineOut] | None = None
+
+
+class DeviceOut(BaseModel):
+    estate: str
+    device: str
+    family: str
+    location: str
+    online: bool | None
+    last_seen: float | None
+    readings: int
+    events: int
+    polls: int
+    errors: dict[str, int]
+
+
+class AckIn(BaseModel):
+    note: str = Field("", max_length=500)
+
+
+class ResolveIn(BaseModel):
+    cause: Literal["real", "false_alarm", "test", "fault"] = Field(description="What it turned out to be")
+    note: str = Field("", max_length=1000)
+
+
+class ShelveIn(BaseModel):
+    minutes: float = Field(gt=0, le=24 * 60, description="ISA-18.2 shelving always expires (max 24 h)")
+    reason: str = Field(min_length=1, max_length=500, description="Why: recorded in the timeline")
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+def incident_out(incident: Incident, with_timeline: bool) -> IncidentOut:
+    timeline = None
+    if with_timeline:
+        timeline = [
+            TimelineOut(ts=e.ts, time=_iso(e.ts), action=e.action, actor=e.actor, detail=e.detail)
+            for e in incident.timeline
+        ]
+    return IncidentOut(
+        id=incident.id,
+        estate=incident.estate,
+        device=incident.device,
+        rule=incident.rule,
+        priority=incident.priority,
+        state=incident.state,
+        alarm_state=alarm_state(incident).value,
+        active=incident.active,
+        title=incident.title,
+        title_en=incident.title_en,
+        opened_at=incident.opened_at,
+        opened=_iso(incident.opened_at),
+        updated_at=incident.updated_at,
+        acknowledged_at=incident.acknowledged_at,
+        acknowledged_by=incident.acknowledged_by,
+        escalation_level=incident.escalation_level,
+        latched=incident.latched,
+        chattering=incident.chattering,
+        shelved_until=incident.shelved_until,
+        cause=incident.cause,
+        resolved_at=incident.resolved_at,
+        timeline=timeline,
+    )
