@@ -4,6 +4,8 @@ Scope is enforced in the query: an incident of an estate outside the caller's sc
 appears in a list. Every action goes through the IncidentService and lands in the incident's timeline.
 """
 
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
@@ -31,13 +33,25 @@ async def visible(ctx: ApiContext, user: Principal, incident_id: int) -> Inciden
     return incident
 
 
-async def operable(ctx: ApiContext, user: Principal, incident_id: int) -> None:
-    """Visible, the caller is an operator or above, and the incident is not resolved yet."""
-    incident = await visible(ctx, user, incident_id)
-    if not user.at_least("operator"):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "operators and above may act on incidents")
-    if incident.state not in (IncidentState.OPEN, IncidentState.ACKNOWLEDGED):
-        raise HTTPException(status.HTTP_409_CONFLICT, f"incident is {incident.state.value}")
+async def act(
+    ctx: ApiContext,
+    user: Principal,
+    incident_id: int,
+    action: Callable[[], Awaitable[object]],
+    role: str = "operator",
+) -> IncidentOut:
+    """An operator action: visible, allowed for the role, done through the service (409 if the state
+    forbids it), answered with the incident as it is now. `close` (supervisor) acts on resolved ones."""
+    try:
+        incident = await visible(ctx, user, incident_id)
+        if not user.at_least(role):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"{role}s and above may do this")
+        if role == "operator" and incident.state not in (IncidentState.OPEN, IncidentState.ACKNOWLEDGED):
+            raise HTTPException(status.HTTP_409_CONFLICT, f"incident is {incident.state.value}")
+        await action()
+    except IncidentError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return incident_out(await visible(ctx, user, incident_id), True)
 
 
 def incident_router(ctx: ApiContext) -> APIRouter:
@@ -65,50 +79,30 @@ def incident_router(ctx: ApiContext) -> APIRouter:
     async def ack_incident(
         incident_id: int, user: User, request: Request, body: AckIn | None = None
     ) -> IncidentOut:
-        await operable(ctx, user, incident_id)
         source = request.client.host if request.client else ""
-        try:
-            await ctx.service.acknowledge(incident_id, user.name, source, body.note if body else "")
-        except IncidentError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-        return incident_out(await visible(ctx, user, incident_id), True)
+        note = body.note if body else ""
+        return await act(
+            ctx, user, incident_id, partial(ctx.service.acknowledge, incident_id, user.name, source, note)
+        )
 
     @router.post("/incidents/{incident_id}/resolve", response_model=IncidentOut, tags=["incidents"])
     async def resolve_incident(incident_id: int, user: User, body: ResolveIn) -> IncidentOut:
-        await operable(ctx, user, incident_id)
-        try:
-            await ctx.service.resolve(incident_id, user.name, body.cause, body.note)
-        except IncidentError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-        return incident_out(await visible(ctx, user, incident_id), True)
+        action = partial(ctx.service.resolve, incident_id, user.name, body.cause, body.note)
+        return await act(ctx, user, incident_id, action)
 
     @router.post("/incidents/{incident_id}/close", response_model=IncidentOut, tags=["incidents"])
     async def close_incident(incident_id: int, user: User) -> IncidentOut:
-        await visible(ctx, user, incident_id)
-        if not user.at_least("supervisor"):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "supervisors and above may close incidents")
-        try:
-            await ctx.service.close(incident_id, user.name)
-        except IncidentError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-        return incident_out(await visible(ctx, user, incident_id), True)
+        return await act(
+            ctx, user, incident_id, partial(ctx.service.close, incident_id, user.name), role="supervisor"
+        )
 
     @router.post("/incidents/{incident_id}/shelve", response_model=IncidentOut, tags=["incidents"])
     async def shelve_incident(incident_id: int, user: User, body: ShelveIn) -> IncidentOut:
-        await operable(ctx, user, incident_id)
-        try:
-            await ctx.service.shelve(incident_id, user.name, body.minutes, body.reason)
-        except IncidentError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-        return incident_out(await visible(ctx, user, incident_id), True)
+        action = partial(ctx.service.shelve, incident_id, user.name, body.minutes, body.reason)
+        return await act(ctx, user, incident_id, action)
 
     @router.post("/incidents/{incident_id}/unshelve", response_model=IncidentOut, tags=["incidents"])
     async def unshelve_incident(incident_id: int, user: User) -> IncidentOut:
-        await operable(ctx, user, incident_id)
-        try:
-            await ctx.service.unshelve(incident_id, user.name)
-        except IncidentError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-        return incident_out(await visible(ctx, user, incident_id), True)
+        return await act(ctx, user, incident_id, partial(ctx.service.unshelve, incident_id, user.name))
 
     return router
