@@ -63,6 +63,23 @@ estates:
         profile: generic_access_gate
         heartbeat_timeout: 30
         mqtt: {{topic: "estate/sunshine/access_gate/gate-north/+"}}
+      - id: fire-1
+        family: fire_panel
+        profile: notifier_demo_loop1
+        zone: 3号楼
+        poll_interval: {poll}
+        modbus: {{host: 127.0.0.1, port: {modbus_port}, unit_id: 2, timeout: 0.2}}
+      - id: septic-1
+        family: septic_pressure
+        profile: pressure_transmitter_float
+        zone: 5号楼
+        poll_interval: {poll}
+        modbus: {{host: 127.0.0.1, port: {modbus_port}, unit_id: 3, timeout: 0.2}}
+      - id: barrier-east
+        family: plate_barrier
+        profile: generic_anpr_json
+        zone: 东门
+        mqtt: {{topic: "estate/sunshine/plate_barrier/barrier-east/+"}}
   - id: maple
     name: {{zh: 枫林苑, en: Maple Court}}
     devices:

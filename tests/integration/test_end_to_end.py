@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from drivers.sim import DeviceFault, GeneratorModel, MqttDeviceSimulator
+from drivers.sim.points import PointsModel
 from gateway.runtime.broker import MosquittoProcess
 from tests.integration.stack import estate_stack
 
@@ -310,3 +311,63 @@ async def test_resolve_and_close_through_the_api(broker: MosquittoProcess, tmp_p
         again = await s.api("POST", f"/incidents/{incident_id}/ack")
         assert again.status_code == 409  # nothing to act on once resolved
         assert (await s.api("POST", f"/incidents/{incident_id}/close")).status_code == 403  # operators cannot
+
+
+async def test_fire_point_over_modbus_is_a_latching_critical_incident(
+    broker: MosquittoProcess, tmp_path: Path
+) -> None:
+    async with estate_stack(broker, tmp_path) as s:
+        panel = s.host.models["fire-1"]
+        assert isinstance(panel, PointsModel)
+        panel.values["L1-D003.fire"] = True
+        await s.until(lambda: s.opened("fire_point_fire"), 3, "fire incident")
+        [item] = s.opened("fire_point_fire")
+        incident_id = item.change.incident.id
+        assert item.change.incident.priority.value == "critical"
+        panel.values["L1-D003.fire"] = False  # reset at the panel: the alarm latches until acknowledged
+        await s.until(
+            lambda: any(i.change.entries[-1].action == "condition_cleared_latched" for _, i in s.feed),
+            3,
+            "latched",
+        )
+        before = (await s.api("GET", f"/incidents/{incident_id}")).json()
+        assert (
+            before["active"] is True and before["latched"] is True and before["alarm_state"] == "unack_active"
+        )
+        after = (await s.api("POST", f"/incidents/{incident_id}/ack")).json()
+        assert after["active"] is False and after["alarm_state"] == "normal"
+
+
+async def test_septic_level_over_modbus_raises_high_then_high_high(
+    broker: MosquittoProcess, tmp_path: Path
+) -> None:
+    fast = """rules:
+  - {id: septic_high, kind: threshold, family: septic_pressure, point: pressure, op: '>', limit: 18,
+     deadband: 1, priority: medium, message: {zh: 液位高, en: level high}}
+  - {id: septic_high_high, kind: threshold, family: septic_pressure, point: pressure, op: '>', limit: 22,
+     deadband: 1, priority: high, message: {zh: 液位超高, en: level high-high}}
+"""
+    async with estate_stack(broker, tmp_path, rules=fast) as s:
+        tank = s.host.models["septic-1"]
+        assert isinstance(tank, PointsModel)
+        tank.values.update({"unit": "kPa", "pressure": 19.5, "temperature": 16.0})
+        await s.until(lambda: s.opened("septic_high"), 3, "septic high")
+        tank.values["pressure"] = 23.0
+        key = "sunshine/septic-1/septic_high_high"  # joins the tank's incident: same zone, within the window
+        await s.until(lambda: any(key in item.change.incident.members for _, item in s.feed), 3, "high-high")
+        incidents = (await s.api("GET", "/incidents", params={"estate": "sunshine"})).json()
+        septic = [i for i in incidents if i["device"] == "septic-1"]
+        assert len(septic) == 1 and septic[0]["priority"] == "high"  # correlated: same tank, most urgent wins
+
+
+async def test_blacklisted_plate_over_mqtt(broker: MosquittoProcess, tmp_path: Path) -> None:
+    async with estate_stack(broker, tmp_path) as s:
+        camera = s.host.mqtt_devices["barrier-east"]
+        await camera.publish("event", {"list": "allowList", "plate": "粤B00001", "confidence": 98})
+        await camera.publish(
+            "event", {"list": "blockList", "plate": "粤B12345", "confidence": 96, "direction": "in"}
+        )
+        await s.until(lambda: s.opened("plate_blacklisted"), 2, "blacklisted plate")
+        [item] = s.opened("plate_blacklisted")
+        assert "粤B12345" in item.change.incident.title and item.change.incident.priority.value == "high"
+        assert len(s.opened()) == 1  # the resident's plate raised nothing
