@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.alerts.composite import CompositeInstance
 from gateway.alerts.instance import RuleInstance, Transition
@@ -38,6 +39,7 @@ class DeviceInfo:
 class _DeviceState:
     info: DeviceInfo
     values: dict[str, Value] = field(default_factory=dict)
+    bad: set[str] = field(default_factory=set)  # points whose last reading was not good
     last_seen: float = 0.0  # monotonic
     absent: bool = False
 
@@ -119,9 +121,15 @@ class AlertEngine:
             self._set(state, "online", True, now, out)
         if isinstance(item, Reading):
             if item.quality is Quality.GOOD:
+                if item.point in state.bad:  # quality is a point too ("<point>.quality"), set on change
+                    state.bad.discard(item.point)
+                    self._set(state, f"{item.point}.quality", "good", now, out)
                 self._set(state, item.point, item.value, now, out)
             else:
                 state.values.pop(item.point, None)  # unknown, not frozen: rules on it hold
+                if item.point not in state.bad:
+                    state.bad.add(item.point)
+                    self._set(state, f"{item.point}.quality", item.quality.value, now, out)
         else:
             self._event(state, item, now, out)
         return out
@@ -138,7 +146,7 @@ class AlertEngine:
     def _event(self, state: _DeviceState, event: DeviceEvent, now: float, out: list[Transition]) -> None:
         wall = self.clock.now()
         for inst in self._by_event.get((event.estate, event.device, event.kind), ()):
-            if not inst.in_schedule(wall):
+            if not inst.in_schedule(wall) or not _attributes_match(inst.rule.match, event.attributes):
                 continue
             if inst.rule.kind == "count":
                 self._count(inst, state, event, now, wall, out)
@@ -236,3 +244,9 @@ class AlertEngine:
     @property
     def rule_count(self) -> int:
         return len(self.instances)
+
+
+def _attributes_match(
+    match: dict[str, list[str | float | int | bool]] | None, attributes: dict[str, Any]
+) -> bool:
+    return match is None or all(attributes.get(name) in allowed for name, allowed in match.items())

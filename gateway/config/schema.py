@@ -148,6 +148,9 @@ class RuleConfig(_Strict):
     deadband: float = Field(0.0, ge=0, description="Hysteresis before the alarm clears (threshold)")
     values: list[str | float | int | bool] | None = Field(None, description="Alarm values (state)")
     events: list[str] | None = Field(None, description="Event kinds that raise it (event)")
+    match: dict[str, list[str | float | int | bool]] | None = Field(
+        None, description="Event attributes that must have one of these values, e.g. {direction: [out]}"
+    )
     clear_after: float = Field(0.0, ge=0, description="Event alarms return to normal after s (0: at once)")
     count: int | None = Field(None, ge=2, description="Events within `window` that raise it (count)")
     window: float | None = Field(None, gt=0, le=86400, description="Sliding window in seconds (count, rate)")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.alerts import DeviceInfo
-from gateway.model import DeviceEvent
+from gateway.alerts.rules import load_default_rules
+from gateway.model import DeviceEvent, Quality
 from tests.unit.test_engine import Timeline, reading, rule
 
 GATE = [DeviceInfo("e1", "g1", "access_gate", timezone="Asia/Shanghai", gate_hours="06:00-23:00")]
@@ -131,3 +133,38 @@ def test_chattering_is_flagged_once() -> None:
                 flags.append(tr.chattering)
     assert flags == [False, False, True]  # activations at 0, 4, 8 s: the third one flags it
     assert t.at(200, reading("p", 9))[0].chattering is False  # quiet for the window: no longer chattering
+
+
+def _defaults(*ids: str) -> list[Any]:
+    return [r for r in load_default_rules() if r.id in ids]
+
+
+def test_unknown_vehicle_trying_to_exit_but_not_entering() -> None:
+    barrier = [DeviceInfo("e1", "b1", "plate_barrier")]
+    t = Timeline(_defaults("plate_unknown_exit"), barrier)
+    entering = DeviceEvent(0, "e1", "b1", "plate_unknown", {"plate": "粤B99999", "direction": "in"})
+    leaving = DeviceEvent(0, "e1", "b1", "plate_unknown", {"plate": "粤B99999", "direction": "out"})
+    assert t.at(0, entering) == []
+    raised, _ = t.at(1, leaving)
+    assert raised.active and raised.value == "粤B99999"
+
+
+def test_barrier_open_for_two_minutes() -> None:
+    barrier = [DeviceInfo("e1", "b1", "plate_barrier", points=("barrier_open",))]
+    t = Timeline(_defaults("barrier_open_too_long"), barrier)
+    assert t.at(0, reading("barrier_open", True, "b1")) == []
+    assert t.at(119) == []
+    assert [x.active for x in t.at(120)] == [True]
+    assert [x.active for x in t.at(121, reading("barrier_open", False, "b1"))] == [False]
+
+
+def test_sensor_fault_from_bad_quality_readings() -> None:
+    tank = [DeviceInfo("e1", "s1", "septic_pressure", points=("pressure",))]
+    t = Timeline(_defaults("septic_sensor_fault"), tank)
+    assert t.at(0, reading("pressure", 9.0, "s1")) == []
+    assert t.at(1, reading("pressure", 0, "s1", quality=Quality.BAD)) == []  # on-delay 10 s
+    assert t.at(5, reading("pressure", 0, "s1", quality=Quality.BAD)) == []
+    [fault] = t.at(11)
+    assert fault.active and fault.rule == "septic_sensor_fault"
+    [cleared] = t.at(12, reading("pressure", 9.1, "s1"))
+    assert not cleared.active
