@@ -45,6 +45,7 @@ class Transition:
     chattering: bool = False
     reason: str = ""
     zone: str = ""
+    first_out: bool = False  # the rule takes part in first-out tracking (fire sequences)
 
 
 def holds(condition: ConditionConfig, values: Mapping[str, Value]) -> bool | None:
@@ -197,6 +198,7 @@ class RuleInstance:
             _fill(self.rule.message.zh, fill), _fill(self.rule.message.en, fill),
             latch=self.rule.latch, chattering=newly_chattering,
             reason="suppressed" if (not active and self.suppressed) else "", zone=self.zone,
+            first_out=self.rule.first_out,
         )  # fmt: skip
 
     def _note_activation(self, now: float) -> bool:

@@ -38,6 +38,7 @@ class IncidentOut(BaseModel):
     chattering: bool
     shelved_until: float | None
     cause: str | None = Field(description="At resolve: real, false_alarm, test or fault")
+    first_out: bool = Field(description="The first fire alarm of its estate's sequence (首警)")
     resolved_at: float | None
     timeline: list[TimelineOut] | None = None
 
@@ -101,6 +102,7 @@ def incident_out(incident: Incident, with_timeline: bool) -> IncidentOut:
         chattering=incident.chattering,
         shelved_until=incident.shelved_until,
         cause=incident.cause,
+        first_out=incident.first_out,
         resolved_at=incident.resolved_at,
         timeline=timeline,
     )

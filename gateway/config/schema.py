@@ -159,6 +159,9 @@ class RuleConfig(_Strict):
         "always", description="Only alarm at these times (the estate's gate hours, in its timezone)"
     )
     latch: bool = Field(False, description="Stay active after the condition clears until acknowledged")
+    first_out: bool = Field(
+        False, description="Part of a fire sequence: the first one is kept as first-out (首警)"
+    )
     chatter_count: int = Field(
         0, ge=0, description="Activations within chatter_window that flag the alarm as chattering (0: off)"
     )

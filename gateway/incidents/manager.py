@@ -70,6 +70,7 @@ class IncidentManager:
         self.by_id: dict[int, Incident] = {}
         self._opened: dict[str, deque[float]] = {}  # estate → times incidents opened (flood detection)
         self._flood: dict[str, Incident] = {}  # estate → its unresolved flood incident
+        self._first_out: dict[str, Incident] = {}  # estate → first-out incident of its fire sequence
         self.deduplicated = 0
         self.chattering = 0
         self.correlated = 0
@@ -89,6 +90,8 @@ class IncidentManager:
             self.by_id[incident.id] = incident
         if incident.rule == FLOOD_RULE:
             self._flood[incident.estate] = incident
+        if incident.first_out:
+            self._first_out[incident.estate] = incident
 
     def committed(self, changes: list[IncidentChange]) -> None:
         """After the store assigned ids to new incidents."""
@@ -167,7 +170,20 @@ class IncidentManager:
         )  # fmt: skip
         self.by_key[t.key] = incident
         self._opened.setdefault(t.estate, deque()).append(t.ts)
-        return IncidentChange(incident, new=True, entries=[entry])
+        if t.first_out:
+            self._mark_first_out(incident, t)
+        return IncidentChange(incident, new=True, entries=incident.timeline[:])
+
+    def _mark_first_out(self, incident: Incident, t: Transition) -> None:
+        """首警: the first fire alarm of the estate's sequence is kept; later ones point back to it."""
+        first = self._first_out.get(t.estate)
+        if first is None or first.state not in UNRESOLVED:
+            incident.first_out = True
+            self._first_out[t.estate] = incident
+            incident.timeline.append(TimelineEntry(t.ts, "first_out", detail={"alarm": t.key}))
+        else:
+            detail = {"first_out_incident": first.id, "first_out_alarm": first.alarm_key}
+            incident.timeline.append(TimelineEntry(t.ts, "fire_sequence", detail=detail))
 
     def _join(self, incident: Incident, t: Transition) -> IncidentChange:
         """Add a new alarm to an existing incident (correlated, or the estate's flood incident)."""
@@ -268,6 +284,8 @@ class IncidentManager:
                 del self.by_key[key]
         if self._flood.get(incident.estate) is incident:
             del self._flood[incident.estate]
+        if self._first_out.get(incident.estate) is incident:  # the sequence ends with its first-out
+            del self._first_out[incident.estate]
         return IncidentChange(incident, entries=[entry])
 
     def shelve(self, incident_id: int, user: str, ts: float, until: float, reason: str) -> IncidentChange:

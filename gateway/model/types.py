@@ -146,6 +146,7 @@ class Incident:
     shelved_until: float | None = None  # shelved by an operator until this wall time
     zone: str = ""
     cause: str | None = None  # at resolve: real | false_alarm | test | fault
+    first_out: bool = False  # the first fire alarm of its estate's sequence (首警)
     # Member alarms (correlated into this incident) by alarm key: "active" | "latched" | "normal".
     members: dict[str, str] = field(default_factory=dict)
     timeline: list[TimelineEntry] = field(default_factory=list)

@@ -68,15 +68,19 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE incidents ADD COLUMN cause TEXT
     """,
+    # 6: first-out of a fire sequence
+    """
+    ALTER TABLE incidents ADD COLUMN first_out INTEGER NOT NULL DEFAULT 0
+    """,
 ]
 
 _COLUMNS = (
     "id, estate, device, rule, alarm_key, priority, state, title, title_en, opened_at, updated_at, active, "
     "escalation_level, assignee, acknowledged_at, acknowledged_by, resolved_at, "
-    "latched, chattering, shelved_until, zone, cause"
+    "latched, chattering, shelved_until, zone, cause, first_out"
 )
 
-_INSERT = f"INSERT INTO incidents ({_COLUMNS.removeprefix('id, ')}) VALUES ({','.join('?' * 21)})"
+_INSERT = f"INSERT INTO incidents ({_COLUMNS.removeprefix('id, ')}) VALUES ({','.join('?' * 22)})"
 _UPDATE = (
     "UPDATE incidents SET "
     + ", ".join(f"{c}=?" for c in _COLUMNS.removeprefix("id, ").split(", "))
@@ -223,7 +227,7 @@ def _row(inc: Incident) -> tuple[object, ...]:
         inc.estate, inc.device, inc.rule, inc.alarm_key, inc.priority.value, inc.state.value, inc.title,
         inc.title_en, inc.opened_at, inc.updated_at, int(inc.active), inc.escalation_level, inc.assignee,
         inc.acknowledged_at, inc.acknowledged_by, inc.resolved_at, int(inc.latched), int(inc.chattering),
-        inc.shelved_until, inc.zone, inc.cause,
+        inc.shelved_until, inc.zone, inc.cause, int(inc.first_out),
     )  # fmt: skip
 
 
@@ -270,6 +274,7 @@ def _incident(conn: sqlite3.Connection, row: tuple[Any, ...], with_timeline: boo
         shelved_until=r["shelved_until"],
         zone=r["zone"],
         cause=r["cause"],
+        first_out=bool(r["first_out"]),
     )
     members = conn.execute("SELECT alarm_key, state FROM incident_alarms WHERE incident_id=?", (incident.id,))
     incident.members = dict(members.fetchall())

@@ -265,3 +265,36 @@ async def test_resolve_with_cause_releases_the_alarm_and_close_ends_it(service: 
         "still_active": False,
         "note": "spider in the detector",
     }
+
+
+def fire(key: str, ts: float) -> Transition:
+    estate, device, rule, _point = key.split("/")
+    return Transition(key, estate, device, rule, Priority.CRITICAL, True, ts, True, "火警", "FIRE",
+                      latch=True, first_out=True)  # fmt: skip
+
+
+async def test_first_out_of_a_fire_sequence(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "t.db")
+    await store.open()
+    svc = IncidentService(store, ManualClock())
+    await svc.start()
+    [first] = await svc.apply([fire("e1/panel/fire/L1-D007.fire", 1.0)])
+    [second] = await svc.apply([fire("e1/panel/fire/L1-D008.fire", 2.0)])
+    assert first.incident.first_out and not second.incident.first_out
+    assert [e.action for e in first.incident.timeline] == ["opened", "first_out"]
+    assert second.incident.timeline[-1].detail == {
+        "first_out_incident": first.incident.id, "first_out_alarm": "e1/panel/fire/L1-D007.fire",
+    }  # fmt: skip
+    [other_estate] = await svc.apply([fire("e2/panel/fire/L1-D001.fire", 3.0)])
+    assert other_estate.incident.first_out  # sequences are per estate
+    await store.close()
+    reopened = SqliteStore(tmp_path / "t.db")  # a restart keeps the sequence
+    await reopened.open()
+    svc2 = IncidentService(reopened, ManualClock())
+    await svc2.start()
+    [third] = await svc2.apply([fire("e1/panel/fire/L1-D009.fire", 4.0)])
+    assert not third.incident.first_out
+    await svc2.resolve(first.incident.id, "op1", "real")
+    [next_sequence] = await svc2.apply([fire("e1/panel/fire/L2-D001.fire", 5.0)])
+    assert next_sequence.incident.first_out  # the sequence ended with its first-out's resolution
+    await reopened.close()
