@@ -223,7 +223,9 @@ class MqttIngress:
             password=s.password,
             keepalive=s.keepalive,
             will=will,
-            timeout=10,
+            # Default for connect and for the graceful disconnect at shutdown (which must fit the gateway's
+            # 5 s stop budget); subscribe/publish at set-up pass their own, longer timeout.
+            timeout=3,
             **_session_options(s),
         )
         client._client.manual_ack_set(True)  # must precede connect: queued messages arrive at once

@@ -224,7 +224,11 @@ class App:
         log.info("stopping: drivers")
         for task in drivers:
             task.cancel()
-        await asyncio.gather(*drivers, return_exceptions=True)
+        if drivers:  # a driver stuck in a graceful disconnect must not eat the whole stop budget
+            _, stuck = await asyncio.wait(drivers, timeout=max(0.5, deadline - time.monotonic() - 3.0))
+            if stuck:
+                log.warning("stopping: %d drivers did not stop in time: %s", len(stuck),
+                            ", ".join(t.get_name() for t in stuck))  # fmt: skip
         await self.pipeline.stop(deadline - time.monotonic() - 2.0)
         await asyncio.gather(pipeline, return_exceptions=True)
         flushed = await self.pipeline.flush(deadline - 1.0)
