@@ -43,6 +43,18 @@ class IncidentOut(BaseModel):
     timeline: list[TimelineOut] | None = None
 
 
+class OutOfServiceOut(BaseModel):
+    since: float
+    until: float | None
+    actor: str
+    reason: str
+
+
+class OutOfServiceIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500, description="Why (maintenance work order, ...)")
+    hours: float | None = Field(None, gt=0, le=720, description="Back in service by itself after this")
+
+
 class DeviceOut(BaseModel):
     estate: str
     device: str
@@ -54,6 +66,7 @@ class DeviceOut(BaseModel):
     events: int
     polls: int
     errors: dict[str, int]
+    out_of_service: OutOfServiceOut | None = Field(None, description="Set while out of service")
 
 
 class AckIn(BaseModel):

@@ -1,7 +1,13 @@
 """Incidents: what operators handle. Alarm transitions become incidents (dedup while not resolved)."""
 
 from gateway.incidents.feed import IncidentFeed
-from gateway.incidents.manager import Grouping, IncidentChange, IncidentError, IncidentManager, alarm_state
+from gateway.incidents.manager import (
+    Grouping,
+    IncidentChange,
+    IncidentError,
+    IncidentManager,
+    alarm_state,
+)
 from gateway.incidents.service import IncidentService
 
 __all__ = [

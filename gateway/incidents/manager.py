@@ -16,10 +16,10 @@ the changes this returns.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gateway.alerts import Transition
-from gateway.model import AlarmState, Incident, IncidentState, Priority, TimelineEntry
+from gateway.model import AlarmState, Incident, IncidentState, OutOfService, Priority, TimelineEntry
 
 UNRESOLVED = (IncidentState.OPEN, IncidentState.ACKNOWLEDGED)
 ACTIVE, LATCHED, NORMAL = "active", "latched", "normal"
@@ -71,6 +71,9 @@ class IncidentManager:
         self._opened: dict[str, deque[float]] = {}  # estate → times incidents opened (flood detection)
         self._flood: dict[str, Incident] = {}  # estate → its unresolved flood incident
         self._first_out: dict[str, Incident] = {}  # estate → first-out incident of its fire sequence
+        self.out_of_service: dict[tuple[str, str], OutOfService] = {}
+        self._held: dict[str, Transition] = {}  # latest transition of each alarm of an out-of-service device
+        self.held = 0
         self.deduplicated = 0
         self.chattering = 0
         self.correlated = 0
@@ -106,6 +109,10 @@ class IncidentManager:
 
     # -- alarm transitions -----------------------------------------------------------------------
     def apply(self, transition: Transition) -> IncidentChange | None:
+        if (transition.estate, transition.device) in self.out_of_service:
+            self._held[transition.key] = transition
+            self.held += 1
+            return None
         incident = self.by_key.get(transition.key)
         change = (
             self._activate(incident, transition) if transition.active else self._clear(incident, transition)
@@ -313,6 +320,26 @@ class IncidentManager:
         """Unshelve what has run out: a shelf never outlives its expiry, whoever forgot it."""
         expired = [i.id for i in self.by_id.values() if i.shelved_until is not None and i.shelved_until <= ts]
         return [c for c in (self.unshelve(i, "system", ts, "expired") for i in expired) if c is not None]
+
+    def take_out_of_service(self, record: OutOfService) -> None:
+        self.out_of_service[(record.estate, record.device)] = record
+
+    def return_to_service(self, estate: str, device: str, ts: float) -> list[IncidentChange]:
+        """Back in service: alarms still active (held while out) are annunciated now."""
+        if self.out_of_service.pop((estate, device), None) is None:
+            return []
+        prefix = f"{estate}/{device}/"
+        held = [self._held.pop(key) for key in [k for k in self._held if k.startswith(prefix)]]
+        changes = []
+        for transition in held:
+            if transition.active:
+                change = self.apply(replace(transition, ts=ts))
+                if change is not None:
+                    changes.append(change)
+        return changes
+
+    def expired_out_of_service(self, ts: float) -> list[tuple[str, str]]:
+        return [key for key, r in self.out_of_service.items() if r.until is not None and r.until <= ts]
 
     def _unresolved(self, incident_id: int) -> Incident:
         incident = self.by_id.get(incident_id)

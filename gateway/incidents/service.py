@@ -13,7 +13,7 @@ import logging
 from gateway.alerts import Transition
 from gateway.incidents.feed import IncidentFeed
 from gateway.incidents.manager import Grouping, IncidentChange, IncidentError, IncidentManager
-from gateway.model import Clock, Incident, IncidentState, TimelineEntry
+from gateway.model import Clock, Incident, IncidentState, OutOfService, TimelineEntry
 from gateway.store.base import IncidentQuery, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,8 @@ class IncidentService:
         """Load unresolved incidents; returns the alarm keys that are still active (for the engine)."""
         self.manager = IncidentManager(self.grouping)
         self.manager.load(await self.store.load_unresolved())
+        for record in await self.store.load_out_of_service():
+            self.manager.take_out_of_service(record)
         return self.manager.active_keys()
 
     async def apply(
@@ -102,7 +104,26 @@ class IncidentService:
             raise IncidentError(f"incident {incident_id} not found")
         return incident
 
+    async def take_out_of_service(
+        self, estate: str, device: str, user: str, reason: str, hours: float | None = None
+    ) -> OutOfService:
+        async with self._lock:
+            now = self.clock.now()
+            record = OutOfService(estate, device, now, user, reason, now + hours * 3600 if hours else None)
+            await self.store.set_out_of_service(record, estate, device)
+            self.manager.take_out_of_service(record)
+            return record
+
+    async def return_to_service(self, estate: str, device: str) -> list[IncidentChange]:
+        async with self._lock:
+            await self.store.set_out_of_service(None, estate, device)
+            changes = self.manager.return_to_service(estate, device, self.clock.now())
+            await self._commit(changes)
+            return changes
+
     async def expire_shelves(self) -> None:
+        for estate, device in self.manager.expired_out_of_service(self.clock.now()):
+            await self.return_to_service(estate, device)
         if not any(i.shelved_until is not None for i in self.manager.by_id.values()):
             return
         async with self._lock:

@@ -164,3 +164,15 @@ class Envelope:
 
     items: Sequence[Item]
     ack: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True)
+class OutOfService:
+    """A device taken out of service (maintenance): its alarms are held, not annunciated (ISA-18.2)."""
+
+    estate: str
+    device: str
+    since: float
+    actor: str
+    reason: str
+    until: float | None = None

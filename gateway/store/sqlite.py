@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from gateway.model import Incident, IncidentState, Priority, TimelineEntry
+from gateway.model import Incident, IncidentState, OutOfService, Priority, TimelineEntry
 from gateway.store.base import IncidentQuery, StoreError
 
 if TYPE_CHECKING:
@@ -71,6 +71,13 @@ MIGRATIONS: list[str] = [
     # 6: first-out of a fire sequence
     """
     ALTER TABLE incidents ADD COLUMN first_out INTEGER NOT NULL DEFAULT 0
+    """,
+    # 7: devices out of service (maintenance), with who, when, why
+    """
+    CREATE TABLE out_of_service (
+        estate TEXT NOT NULL, device TEXT NOT NULL, since REAL NOT NULL, until REAL,
+        actor TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (estate, device)
+    )
     """,
 ]
 
@@ -182,6 +189,30 @@ class SqliteStore:
                 f"SELECT {_COLUMNS} FROM incidents WHERE state IN ('open','acknowledged')"
             ).fetchall()
             return [_incident(conn, row, with_timeline=True) for row in rows]
+
+        return await self._run(read)
+
+    async def set_out_of_service(self, record: OutOfService | None, estate: str, device: str) -> None:
+        """Record a device out of service, or (record None) back in service."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            if record is None:
+                conn.execute("DELETE FROM out_of_service WHERE estate=? AND device=?", (estate, device))
+                return
+            conn.execute(
+                "INSERT INTO out_of_service (estate, device, since, until, actor, reason) "
+                "VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT (estate, device) DO UPDATE SET since=excluded.since, until=excluded.until, "
+                "actor=excluded.actor, reason=excluded.reason",
+                (record.estate, record.device, record.since, record.until, record.actor, record.reason),
+            )
+
+        await self._run(write)
+
+    async def load_out_of_service(self) -> list[OutOfService]:
+        def read(conn: sqlite3.Connection) -> list[OutOfService]:
+            rows = conn.execute("SELECT estate, device, since, actor, reason, until FROM out_of_service")
+            return [OutOfService(*row) for row in rows.fetchall()]
 
         return await self._run(read)
 

@@ -23,6 +23,7 @@ TOKENS = {
     "operator": "operator-token-0123456789",
     "viewer": "viewer-token-0123456789ab",
     "other-operator": "other-op-token-0123456789",
+    "supervisor": "supervisor-token-012345678",
 }
 
 
@@ -46,6 +47,7 @@ api:
     - {{name: control-room, token: "{TOKENS["operator"]}", role: operator, estates: ["*"]}}
     - {{name: auditor, token: "{TOKENS["viewer"]}", role: viewer, estates: ["*"]}}
     - {{name: other-estate-op, token: "{TOKENS["other-operator"]}", role: operator, estates: [maple]}}
+    - {{name: duty-manager, token: "{TOKENS["supervisor"]}", role: supervisor, estates: [sunshine]}}
 estates:
   - id: sunshine
     name: {{zh: 阳光花园, en: Sunshine Garden}}

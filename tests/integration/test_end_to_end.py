@@ -371,3 +371,26 @@ async def test_blacklisted_plate_over_mqtt(broker: MosquittoProcess, tmp_path: P
         [item] = s.opened("plate_blacklisted")
         assert "粤B12345" in item.change.incident.title and item.change.incident.priority.value == "high"
         assert len(s.opened()) == 1  # the resident's plate raised nothing
+
+
+async def test_out_of_service_through_the_api(broker: MosquittoProcess, tmp_path: Path) -> None:
+    fast_fuel = (
+        "rules:\n  - {id: gen_fuel_low, kind: threshold, family: generator, point: fuel_level, op: '<',\n"
+    )
+    fast_fuel += "     limit: 20, priority: medium, message: {zh: 燃油低, en: fuel low}}\n"
+    async with estate_stack(broker, tmp_path, rules=fast_fuel) as s:
+        path = "/devices/sunshine/gen-1/out-of-service"
+        body = {"reason": "加油及保养 work order 1123", "hours": 2}
+        assert (await s.api("POST", path, json=body)).status_code == 403  # operators may not
+        other = await s.api("POST", "/devices/maple/gate-b/out-of-service", role="supervisor", json=body)
+        assert other.status_code == 404  # outside the supervisor's estates
+        taken = (await s.api("POST", path, role="supervisor", json=body)).json()
+        assert taken["out_of_service"]["actor"] == "duty-manager" and taken["out_of_service"]["until"]
+        gen = s.host.models["gen-1"]
+        assert isinstance(gen, GeneratorModel)
+        gen.fuel_level = 5  # being refuelled: would alarm, but the device is out of service
+        await asyncio.sleep(1.5)
+        assert s.opened() == []
+        back = (await s.api("POST", "/devices/sunshine/gen-1/in-service", role="supervisor")).json()
+        assert back["out_of_service"] is None
+        await s.until(lambda: s.opened("gen_fuel_low"), 3, "fuel-low incident once back in service")

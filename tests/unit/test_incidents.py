@@ -298,3 +298,30 @@ async def test_first_out_of_a_fire_sequence(tmp_path: Path) -> None:
     [next_sequence] = await svc2.apply([fire("e1/panel/fire/L2-D001.fire", 5.0)])
     assert next_sequence.incident.first_out  # the sequence ended with its first-out's resolution
     await reopened.close()
+
+
+async def test_out_of_service_holds_alarms_and_releases_the_active_ones(tmp_path: Path) -> None:
+    clock = ManualClock()
+    store = SqliteStore(tmp_path / "t.db")
+    await store.open()
+    svc = IncidentService(store, clock)
+    await svc.start()
+    await svc.take_out_of_service("e1", "d1", "sup1", "replacing the oil sender", hours=2)
+    assert await svc.apply([ztr(True, "e1/d1/oil", 1.0), ztr(True, "e1/d1/fuel", 2.0)]) == []
+    await svc.apply([ztr(False, "e1/d1/fuel", 3.0)])  # cleared while out of service: never annunciated
+    assert await svc.list(IncidentQuery()) == [] and svc.manager.held == 3
+    await store.close()
+    reopened = SqliteStore(tmp_path / "t.db")  # out-of-service survives a restart
+    await reopened.open()
+    svc2 = IncidentService(reopened, clock)
+    await svc2.start()
+    assert ("e1", "d1") in svc2.manager.out_of_service
+    assert await svc2.apply([ztr(True, "e1/d1/oil", 4.0)]) == []
+    [released] = await svc2.return_to_service("e1", "d1")
+    assert released.new and released.incident.rule == "oil"  # still active when it came back
+    assert ("e1", "d1") not in svc2.manager.out_of_service
+    await svc2.take_out_of_service("e1", "d2", "sup1", "pump service", hours=1)
+    clock.advance(3601)
+    await svc2.expire_shelves()
+    assert ("e1", "d2") not in svc2.manager.out_of_service  # an out-of-service with an end returns by itself
+    await reopened.close()
