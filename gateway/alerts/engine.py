@@ -33,6 +33,8 @@ class DeviceInfo:
     timezone: str = "Asia/Shanghai"
     gate_hours: str = "06:00-23:00"
     zone: str = ""
+    holidays: tuple[str, ...] = ()  # ISO dates
+    holiday_gate_hours: str | None = None
 
 
 @dataclass

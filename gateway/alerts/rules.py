@@ -37,7 +37,7 @@ def compile_rules(rules: Iterable[RuleConfig], devices: Iterable[DeviceRef]) -> 
     """One instance per (rule, matching device); a glob point ("*.fire") gives one per matching point."""
     instances: list[RuleInstance] = []
     device_list = list(devices)
-    hours: dict[tuple[str, str], GateHours] = {}
+    hours: dict[tuple[str, str, tuple[str, ...], str | None], GateHours] = {}
     for rule in rules:
         if rule.kind == "composite":
             instances.extend(compile_composite(rule, device_list))
@@ -50,7 +50,7 @@ def compile_rules(rules: Iterable[RuleConfig], devices: Iterable[DeviceRef]) -> 
                 continue
             gate = None
             if rule.schedule != "always":
-                spec = (ref.gate_hours, ref.timezone)
+                spec = (ref.gate_hours, ref.timezone, ref.holidays, ref.holiday_gate_hours)
                 gate = hours.get(spec) or hours.setdefault(spec, GateHours(*spec))
             if rule.point is not None and any(c in rule.point for c in "*?["):
                 for point in fnmatch.filter(ref.points, rule.point):
@@ -83,3 +83,7 @@ class DeviceRef(Protocol):
     def gate_hours(self) -> str: ...
     @property
     def zone(self) -> str: ...
+    @property
+    def holidays(self) -> tuple[str, ...]: ...
+    @property
+    def holiday_gate_hours(self) -> str | None: ...

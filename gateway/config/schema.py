@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -87,6 +88,12 @@ class EstateConfig(_Strict):
     timezone: str = Field("Asia/Shanghai", description="IANA timezone for schedules and reports")
     gate_hours: Annotated[str, AfterValidator(_hours)] = Field(
         "06:00-23:00", description="Pedestrian-gate opening hours"
+    )
+    holidays: list[date] = Field(
+        default_factory=list, description="Dates with holiday gate hours (e.g. 春节)"
+    )
+    holiday_gate_hours: Annotated[str, AfterValidator(_hours)] | None = Field(
+        None, description="Gate hours on holidays; unset: closed all day (every entry is after-hours)"
     )
     devices: list[DeviceConfig] = Field(default_factory=list, description="Devices of this estate")
 

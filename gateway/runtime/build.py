@@ -18,13 +18,15 @@ class BoundDevice:
     profile: ModbusProfile | MqttProfile
     timezone: str = "Asia/Shanghai"
     gate_hours: str = "06:00-23:00"
+    holidays: tuple[str, ...] = ()
+    holiday_gate_hours: str | None = None
 
     @property
     def info(self) -> DeviceInfo:
         timeout = self.config.heartbeat_timeout if self.config.mqtt is not None else None
         return DeviceInfo(
             self.estate, self.config.id, self.config.family.value, self.config.location, timeout, self.points,
-            self.timezone, self.gate_hours, self.config.zone,
+            self.timezone, self.gate_hours, self.config.zone, self.holidays, self.holiday_gate_hours,
         )  # fmt: skip
 
     @property
@@ -68,5 +70,16 @@ def bind_devices(
             elif isinstance(profile, MqttProfile) and device.mqtt is None:
                 problem(f"profile {profile.name!r} speaks MQTT; give the device an 'mqtt' section")
             else:
-                bound.append(BoundDevice(estate.id, device, profile, estate.timezone, estate.gate_hours))
+                holidays = tuple(day.isoformat() for day in estate.holidays)
+                bound.append(
+                    BoundDevice(
+                        estate.id,
+                        device,
+                        profile,
+                        estate.timezone,
+                        estate.gate_hours,
+                        holidays,
+                        estate.holiday_gate_hours,
+                    )
+                )
     return bound, issues

@@ -168,3 +168,25 @@ def test_sensor_fault_from_bad_quality_readings() -> None:
     assert fault.active and fault.rule == "septic_sensor_fault"
     [cleared] = t.at(12, reading("pressure", 9.1, "s1"))
     assert not cleared.active
+
+
+def test_holidays_have_their_own_gate_hours_or_none() -> None:
+    def gate(hours: str | None) -> list[DeviceInfo]:
+        return [DeviceInfo("e1", "g1", "access_gate", gate_hours="06:00-23:00",
+                           holidays=("2026-10-01",), holiday_gate_hours=hours)]  # fmt: skip
+
+    after_hours = rule(id="after_hours", kind="event", family="access_gate", events=["card_granted"],
+                       schedule="outside_gate_hours", priority="low")  # fmt: skip
+    granted = DeviceEvent(0, "e1", "g1", "card_granted", {"card": "1"})
+    holiday_10am = datetime(2026, 10, 1, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+    workday_10am = datetime(2026, 10, 8, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+    closed = Timeline([after_hours], gate(None))  # National Day, gates closed all day
+    closed.clock.step_wall(holiday_10am - closed.clock.now())
+    assert len(closed.at(1, granted)) == 2
+    short = Timeline([after_hours], gate("08:00-12:00"))  # holiday hours 08:00-12:00
+    short.clock.step_wall(holiday_10am - short.clock.now())
+    assert short.at(1, granted) == []
+    short.clock.step_wall(holiday_10am + 3 * 3600 - short.clock.now())  # 13:00 on the holiday
+    assert len(short.at(2, granted)) == 2
+    short.clock.step_wall(workday_10am - short.clock.now())  # an ordinary day: 06:00-23:00 again
+    assert short.at(3, granted) == []
