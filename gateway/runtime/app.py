@@ -153,6 +153,10 @@ class App:
             "devices_offline": sum(1 for o in online if o is False),
             "incidents_opened": self.service.opened,
             "incidents_deduplicated": self.service.manager.deduplicated,
+            "alarms_correlated": self.service.manager.correlated,
+            "alarms_in_flood": self.service.manager.flooded,
+            "chattering_alarms": self.service.manager.chattering,
+            "transitions_held_out_of_service": self.service.manager.held,
         }
 
     # -- lifecycle -------------------------------------------------------------------------------

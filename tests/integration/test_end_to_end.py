@@ -149,6 +149,7 @@ async def test_malformed_payloads_and_modbus_exceptions_are_counted_and_harmless
         )
         health = (await s.http.get("/health")).json() if s.http else {}
         assert health["status"] == "ok" and health["mqtt_connected"] is True
+        assert {"alarms_in_flood", "chattering_alarms", "alarms_correlated"} <= set(health)
         assert not s.opened("offline_generator")  # exception replies mean the device is alive
 
 
