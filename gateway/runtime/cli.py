@@ -142,11 +142,18 @@ async def _print_incidents(app: App) -> None:
         while True:
             item = await sub.get()
             change, inc = item.change, item.change.incident
-            what = change.entries[-1].action if change.entries else "changed"
-            label = "OPENED" if change.new else what.upper()
+            entry = change.entries[-1] if change.entries else None
+            label = "OPENED" if change.new else (entry.action.upper() if entry else "CHANGED")
+            # An alarm joining or changing inside an incident is shown by its own message.
+            zh = str(entry.detail.get("message_zh", inc.title)) if entry and not change.new else inc.title
+            en = (
+                str(entry.detail.get("message_en", inc.title_en))
+                if entry and not change.new
+                else inc.title_en
+            )
             print(
                 f"  #{inc.id:<4} {label:<24} {inc.priority.value:<8} {inc.estate}/{inc.device:<13} "
-                f"{inc.title} | {inc.title_en}  [{alarm_state(inc).value}]",
+                f"{zh} | {en}  [{alarm_state(inc).value}]",
                 flush=True,
             )
     finally:
