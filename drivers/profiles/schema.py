@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from drivers.profiles.control import ControlKeys
 from gateway.model import Family
 
 RegisterType = Literal["bool", "int16", "uint16", "int32", "uint32", "float32"]
@@ -213,6 +214,7 @@ class ModbusProfile(_Strict):
     max_block: int = Field(120, ge=1, le=125, description="Largest block read in registers")
     points: list[ModbusPoint] = Field(min_length=1, description="Register map")
     alarm_nibbles: AlarmNibbles | None = Field(None, description="DSE-style alarm codes")
+    control: ControlKeys | None = Field(None, description="How the device takes commands")
     derived: dict[str, Derived] = Field(
         default_factory=dict,
         description="Points computed from others: {source, below} (boolean) or "

@@ -42,6 +42,7 @@ class GeneratorModel:
         self.profile = profile
         self.clock = clock
         self.fault = DeviceFault()
+        self.supported = set(SUPPORTED_KEYS)  # a model without a key lists it as unsupported (and refuses it)
         self.mode = "auto"
         self.engine = "stopped"
         self.mains_ok = True
@@ -138,7 +139,7 @@ class GeneratorModel:
                 out[nib.first_address + i // 4] = word
         for f in range(16):  # supported-keys bitmap at 4096..
             key = 35700 + f
-            if key in SUPPORTED_KEYS:
+            if key in self.supported:
                 out[4096 + f // 16] = out.get(4096 + f // 16, 0) | (1 << (15 - f % 16))
         return out
 
@@ -146,7 +147,7 @@ class GeneratorModel:
         if address != CONTROL_ADDRESS or len(values) != 2 or values[0] + values[1] != 65535:
             return 3  # illegal data value
         key = values[0]
-        if key not in SUPPORTED_KEYS:
+        if key not in self.supported:
             return 7  # negative acknowledge: unsupported key
         if key == KEY_STOP:
             self.mode = "stop"

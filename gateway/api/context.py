@@ -5,6 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from drivers.commands import ModbusCommander
 from drivers.stats import StatsRegistry
 from gateway.alerts import DeviceInfo
 from gateway.api.auth import TokenAuth
@@ -18,5 +19,10 @@ class ApiContext:
     stats: StatsRegistry
     auth: TokenAuth
     online: Callable[[str, str], bool | None] = field(default=lambda estate, device: None)
+    commanders: dict[tuple[str, str], ModbusCommander] = field(default_factory=dict)
+    command_policy: dict[tuple[str, str], dict[str, str]] = field(
+        default_factory=dict
+    )  # command → least role
+    command_interval: float = 2.0  # seconds between two commands to one device (rate limit)
     health: Callable[[], dict[str, Any]] = field(default=lambda: {})
     started: float = field(default_factory=time.time)

@@ -1,14 +1,17 @@
 """Device routes: every configured device in the caller's scope, with online state and counters, and
 taking a device out of service for maintenance (ISA-18.2: its alarms are held, not annunciated)."""
 
+import dataclasses
+import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 
 from gateway.alerts import DeviceInfo
 from gateway.api.auth import Principal, bearer
 from gateway.api.context import ApiContext
-from gateway.api.schemas import DeviceOut, OutOfServiceIn, OutOfServiceOut
+from gateway.api.schemas import AuditOut, CommandIn, CommandOut, DeviceOut, OutOfServiceIn, OutOfServiceOut
+from gateway.model import AuditEntry
 
 
 def _device_out(ctx: ApiContext, info: DeviceInfo) -> DeviceOut:
@@ -54,6 +57,52 @@ def device_router(ctx: ApiContext) -> APIRouter:
             for info in ctx.devices
             if user.can_see(info.estate) and (estate is None or info.estate == estate)
         ]
+
+    last_command: dict[tuple[str, str], float] = {}
+
+    @router.post("/devices/{estate}/{device}/commands", response_model=CommandOut)
+    async def command_device(
+        estate: str, device: str, user: User, body: CommandIn, request: Request
+    ) -> CommandOut:
+        """Send a command (e.g. generator start). Allowed per device and command by the site config, with
+        a reason, rate-limited, and audited with its outcome whatever it is."""
+        info = next((d for d in ctx.devices if d.estate == estate and d.device == device), None)
+        if info is None or not user.can_see(estate):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "device not found")
+        least = ctx.command_policy.get((estate, device), {}).get(body.command)
+        source = request.client.host if request.client else ""
+
+        async def audit(outcome: str, detail: str) -> None:
+            entry = AuditEntry(
+                time.time(), user.name, source, f"command:{body.command}", estate, device, outcome,
+                {"reason": body.reason, "detail": detail},
+            )  # fmt: skip
+            await ctx.service.store.record_audit(entry)
+
+        if least is None or not user.at_least(least):
+            await audit("forbidden", f"needs {least or 'a command allowed by config'}")
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"{body.command!r} is not allowed for you on this device"
+            )
+        now = time.monotonic()
+        if now - last_command.get((estate, device), -1e9) < ctx.command_interval:
+            await audit("rate_limited", f"one command per {ctx.command_interval:g} s")
+            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many commands to this device")
+        last_command[(estate, device)] = now
+        commander = ctx.commanders.get((estate, device))
+        if commander is None:
+            await audit("refused", "the device takes no commands")
+            return CommandOut(command=body.command, outcome="refused", detail="the device takes no commands")
+        result = await commander.execute(body.command)
+        await audit(result.outcome, result.detail)
+        return CommandOut(command=body.command, outcome=result.outcome, detail=result.detail)
+
+    @router.get("/audit", response_model=list[AuditOut])
+    async def list_audit(user: User, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AuditOut]:
+        if not user.at_least("supervisor"):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "supervisors and above may read the audit trail")
+        entries = await ctx.service.store.list_audit(user.estates, limit)
+        return [AuditOut(**dataclasses.asdict(e)) for e in entries]
 
     @router.post("/devices/{estate}/{device}/out-of-service", response_model=DeviceOut)
     async def take_out_of_service(estate: str, device: str, user: User, body: OutOfServiceIn) -> DeviceOut:

@@ -43,6 +43,28 @@ class IncidentOut(BaseModel):
     timeline: list[TimelineOut] | None = None
 
 
+class CommandIn(BaseModel):
+    command: str = Field(min_length=1, max_length=40, description="e.g. start, stop, auto, mute, reset")
+    reason: str = Field(min_length=3, max_length=500, description="Why: recorded in the audit trail")
+
+
+class CommandOut(BaseModel):
+    command: str
+    outcome: Literal["ok", "refused", "timeout", "failed"]
+    detail: str
+
+
+class AuditOut(BaseModel):
+    ts: float
+    actor: str
+    source: str
+    action: str
+    estate: str
+    target: str
+    outcome: str
+    detail: dict[str, Any]
+
+
 class OutOfServiceOut(BaseModel):
     since: float
     until: float | None

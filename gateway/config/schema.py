@@ -27,6 +27,7 @@ def _hours(value: str) -> str:
 
 
 Port = Annotated[int, AfterValidator(_port)]
+Role = Literal["viewer", "operator", "supervisor", "admin"]
 Ident = Annotated[str, Field(pattern=_ID)]
 
 
@@ -71,6 +72,10 @@ class DeviceConfig(_Strict):
     )
     heartbeat_timeout: float | None = Field(
         None, gt=0, description="Seconds of silence (MQTT) after which the device is offline"
+    )
+    commands: dict[str, Role] = Field(
+        default_factory=dict,
+        description="Commands this device accepts, each with the least role allowed (e.g. start: supervisor)",
     )
     modbus: ModbusEndpointConfig | None = Field(None, description="Modbus transport")
     mqtt: MqttDeviceConfig | None = Field(None, description="MQTT transport")
@@ -253,9 +258,6 @@ class IncidentsConfig(_Strict):
 class StoreConfig(_Strict):
     kind: Literal["sqlite"] = Field("sqlite", description="Store engine (PostgreSQL arrives with issue 10)")
     path: str = Field("var/estate-gateway.db", description="SQLite file; relative to the working dir")
-
-
-Role = Literal["viewer", "operator", "supervisor", "admin"]
 
 
 class ApiTokenConfig(_Strict):

@@ -4,6 +4,7 @@ from gateway.model.clock import Clock, ManualClock, SystemClock
 from gateway.model.types import (
     Alarm,
     AlarmState,
+    AuditEntry,
     DeviceEvent,
     Envelope,
     Family,
@@ -22,6 +23,7 @@ from gateway.model.types import (
 __all__ = [
     "Alarm",
     "AlarmState",
+    "AuditEntry",
     "Clock",
     "DeviceEvent",
     "Envelope",

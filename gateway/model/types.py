@@ -176,3 +176,17 @@ class OutOfService:
     actor: str
     reason: str
     until: float | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One state-changing request: who, when, from where, what, on which target, and how it ended."""
+
+    ts: float
+    actor: str
+    source: str
+    action: str
+    estate: str
+    target: str
+    outcome: str
+    detail: dict[str, Any] = field(default_factory=dict)

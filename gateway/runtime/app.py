@@ -18,6 +18,7 @@ from typing import Any
 
 import uvicorn
 
+from drivers.commands import ModbusCommander
 from drivers.modbus_device import ModbusDeviceDriver
 from drivers.mqtt_device import MqttJsonDecoder
 from drivers.profiles import ModbusProfile, MqttProfile
@@ -90,6 +91,7 @@ class App:
         self.pipeline = Pipeline(self.queue, self.engine, self.service)
         self.endpoints = EndpointPool()
         self.mqtt: MqttIngress | None = None
+        self.commanders: dict[tuple[str, str], ModbusCommander] = {}
         self.api_port: int | None = None
         self.ready = asyncio.Event()
 
@@ -116,6 +118,10 @@ class App:
                     cfg.modbus.retries,
                 )
                 tasks[f"modbus {driver.name}"] = functools.partial(driver.run, self.queue.put)
+                if bound.profile.control is not None and cfg.commands:
+                    self.commanders[(bound.estate, cfg.id)] = ModbusCommander(
+                        bound.profile, endpoint, cfg.modbus.unit_id, self.clock
+                    )
             elif isinstance(bound.profile, MqttProfile) and cfg.mqtt is not None:
                 routes.append(
                     Route(cfg.mqtt.topic, MqttJsonDecoder(bound.estate, cfg.id, bound.profile), stats)
@@ -196,6 +202,8 @@ class App:
             TokenAuth(api.tokens),
             online=self.engine.online,
             health=self.health,
+            commanders=self.commanders,  # filled as the drivers start (the same dict)
+            command_policy={(d.estate, d.config.id): dict(d.config.commands) for d in self.devices},
         )
         server = _Server(
             uvicorn.Config(

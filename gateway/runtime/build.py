@@ -69,6 +69,13 @@ def bind_devices(
                 problem(f"profile {profile.name!r} speaks Modbus; give the device a 'modbus' section")
             elif isinstance(profile, MqttProfile) and device.mqtt is None:
                 problem(f"profile {profile.name!r} speaks MQTT; give the device an 'mqtt' section")
+            elif unknown := sorted(set(device.commands) - set(_commands_of(profile))):
+                problem(
+                    f"commands {unknown} are not in profile {profile.name!r} "
+                    f"(it has: {', '.join(_commands_of(profile)) or 'none'})",
+                    ("estates", e, "devices", d, "commands"),
+                    f"estates[{e}].devices[{d}].commands",
+                )
             else:
                 holidays = tuple(day.isoformat() for day in estate.holidays)
                 bound.append(
@@ -83,3 +90,8 @@ def bind_devices(
                     )
                 )
     return bound, issues
+
+
+def _commands_of(profile: ModbusProfile | MqttProfile) -> list[str]:
+    control = profile.control if isinstance(profile, ModbusProfile) else None
+    return sorted(control.keys) if control else []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from gateway.model import Incident, IncidentState, OutOfService, Priority
+from gateway.model import AuditEntry, Incident, IncidentState, OutOfService, Priority
 
 if TYPE_CHECKING:
     from gateway.incidents.manager import IncidentChange
@@ -35,6 +35,10 @@ class Store(Protocol):
         """Persist changes (and changed rule windows) in one transaction; new incidents get their ids."""
 
     async def load_windows(self) -> dict[str, dict[str, list[float]]]: ...
+
+    async def record_audit(self, entry: AuditEntry) -> None: ...
+
+    async def list_audit(self, estates: frozenset[str] | None, limit: int = 100) -> list[AuditEntry]: ...
 
     async def set_out_of_service(self, record: OutOfService | None, estate: str, device: str) -> None: ...
 

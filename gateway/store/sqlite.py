@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from gateway.model import Incident, IncidentState, OutOfService, Priority, TimelineEntry
+from gateway.model import AuditEntry, Incident, IncidentState, OutOfService, Priority, TimelineEntry
 from gateway.store.base import IncidentQuery, StoreError
 
 if TYPE_CHECKING:
@@ -78,6 +78,15 @@ MIGRATIONS: list[str] = [
         estate TEXT NOT NULL, device TEXT NOT NULL, since REAL NOT NULL, until REAL,
         actor TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (estate, device)
     )
+    """,
+    # 8: the audit trail of state-changing requests (commands first)
+    """
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, actor TEXT NOT NULL, source TEXT NOT NULL,
+        action TEXT NOT NULL, estate TEXT NOT NULL, target TEXT NOT NULL, outcome TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX audit_estate_ts ON audit(estate, ts)
     """,
 ]
 
@@ -213,6 +222,32 @@ class SqliteStore:
         def read(conn: sqlite3.Connection) -> list[OutOfService]:
             rows = conn.execute("SELECT estate, device, since, actor, reason, until FROM out_of_service")
             return [OutOfService(*row) for row in rows.fetchall()]
+
+        return await self._run(read)
+
+    async def record_audit(self, entry: AuditEntry) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO audit (ts, actor, source, action, estate, target, outcome, detail) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (entry.ts, entry.actor, entry.source, entry.action, entry.estate, entry.target, entry.outcome,
+                 json.dumps(entry.detail, ensure_ascii=False)),
+            )  # fmt: skip
+
+        await self._run(write)
+
+    async def list_audit(self, estates: frozenset[str] | None, limit: int = 100) -> list[AuditEntry]:
+        def read(conn: sqlite3.Connection) -> list[AuditEntry]:
+            sql = "SELECT ts, actor, source, action, estate, target, outcome, detail FROM audit"
+            args: list[object] = []
+            if estates is not None:
+                sql += f" WHERE estate IN ({','.join('?' * len(estates))})" if estates else " WHERE 0"
+                args.extend(sorted(estates))
+            rows = conn.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+            return [
+                AuditEntry(ts, actor, source, action, estate, target, outcome, json.loads(detail))
+                for ts, actor, source, action, estate, target, outcome, detail in rows
+            ]
 
         return await self._run(read)
 

@@ -59,6 +59,12 @@ estates:
         location: 3号楼 地下室
         poll_interval: {poll}
         offline_after: 2
+        commands:
+          auto: operator
+          manual: supervisor
+          start: supervisor
+          stop: supervisor
+          test_on_load: supervisor
         modbus: {{host: 127.0.0.1, port: {modbus_port}, unit_id: 1, timeout: 0.2}}
       - id: gate-north
         family: access_gate

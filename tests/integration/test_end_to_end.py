@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -395,3 +396,52 @@ async def test_out_of_service_through_the_api(broker: MosquittoProcess, tmp_path
         back = (await s.api("POST", "/devices/sunshine/gen-1/in-service", role="supervisor")).json()
         assert back["out_of_service"] is None
         await s.until(lambda: s.opened("gen_fuel_low"), 3, "fuel-low incident once back in service")
+
+
+async def test_generator_commands_checked_confirmed_and_audited(
+    broker: MosquittoProcess, tmp_path: Path
+) -> None:
+    async with estate_stack(broker, tmp_path) as s:
+        gen = s.host.models["gen-1"]
+        assert isinstance(gen, GeneratorModel)
+        url = "/devices/sunshine/gen-1/commands"
+
+        async def command(name: str, role: str = "supervisor", reason: str = "月度试机 monthly test") -> Any:
+            await asyncio.sleep(2.05)  # the rate limit: one command per 2 s per device
+            return await s.api("POST", url, role=role, json={"command": name, "reason": reason})
+
+        assert (await s.api("POST", url, json={"command": "manual", "reason": "x"})).status_code == 422
+        assert (await command("manual", role="operator")).status_code == 403  # manual needs a supervisor
+        manual = (await command("manual")).json()
+        assert (
+            manual["outcome"] == "ok" and "control_mode = manual" in manual["detail"] and gen.mode == "manual"
+        )
+        started = (await command("start")).json()
+        assert started["outcome"] == "ok" and gen.engine in ("pre_start", "running")
+        stopped = (await command("stop")).json()
+        assert stopped["outcome"] == "ok" and gen.mode == "stop"
+        gen.supported.discard(35703)  # this controller has no test-on-load key
+        refused = (await command("test_on_load")).json()
+        assert (
+            refused["outcome"] == "refused" and "does not support" in refused["detail"] and gen.mode == "stop"
+        )
+        assert (await command("reset")).status_code == 403  # not allowed by the site config at all
+        auto = (await command("auto", role="operator")).json()
+        assert auto["outcome"] == "ok" and gen.mode == "auto"
+        quick = await s.api("POST", url, json={"command": "auto", "reason": "again at once"})
+        assert quick.status_code == 429
+
+        assert (await s.api("GET", "/audit")).status_code == 403  # operators do not read the audit trail
+        trail = (await s.api("GET", "/audit", role="supervisor")).json()
+        outcomes = [(e["action"], e["outcome"], e["actor"]) for e in reversed(trail)]
+        assert outcomes == [
+            ("command:manual", "forbidden", "control-room"),
+            ("command:manual", "ok", "duty-manager"),
+            ("command:start", "ok", "duty-manager"),
+            ("command:stop", "ok", "duty-manager"),
+            ("command:test_on_load", "refused", "duty-manager"),
+            ("command:reset", "forbidden", "duty-manager"),
+            ("command:auto", "ok", "control-room"),
+            ("command:auto", "rate_limited", "control-room"),
+        ]
+        assert trail[-1]["source"] == "127.0.0.1" and trail[-1]["detail"]["reason"] == "月度试机 monthly test"

@@ -89,3 +89,18 @@ def test_check_config_accepts_the_demo_estate(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("DEMO_API_TOKEN", "a-long-enough-demo-token")
     demo = Path(__file__).parents[2] / "deploy" / "examples" / "demo-estate.yaml"
     assert main(["check-config", str(demo)]) == 0
+
+
+def test_check_config_catches_a_command_the_profile_lacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        GOOD.replace("profile: dse_gencomm", "profile: dse_gencomm\n        commands: {launch: operator}")
+    )
+    assert main(["check-config", str(site)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "site.yaml:9 estates[0].devices[0].commands: commands ['launch'] are not in profile 'dse_gencomm'"
+        in err
+    )

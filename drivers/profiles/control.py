@@ -1,0 +1,28 @@
+"""Control keys as data: how a profile's device takes commands (DSE GenComm style).
+
+A command is written as `[key, 65535 - key]` to `key_register` in one FC16 write. The controller lists
+the keys it supports in a bitmap starting at `bitmap`: for f = key - base_key, register bitmap + f // 16,
+bit 15 - f % 16. A command may name the state that proves it worked (`confirm`).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CommandConfirm(_Strict):
+    point: str = Field(description="Point read back after the write")
+    values: list[str | int | float | bool] = Field(min_length=1, description="Any of these means it worked")
+
+
+class ControlKeys(_Strict):
+    key_register: int = Field(ge=0, le=65534, description="First of the two key registers (FC16)")
+    bitmap: int = Field(ge=0, le=65535, description="First register of the supported-keys bitmap")
+    base_key: int = Field(35700, ge=0, le=65535, description="Key of bit 15 of the first bitmap register")
+    keys: dict[str, int] = Field(min_length=1, description="Command name → key")
+    confirm: dict[str, CommandConfirm] = Field(default_factory=dict, description="Command → proof state")
+    confirm_within: float = Field(5.0, gt=0, le=120, description="Seconds to wait for the proof state")
