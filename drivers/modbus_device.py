@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from drivers.blocks import Block, plan_blocks
 from drivers.derived import derive
@@ -49,6 +50,7 @@ class ModbusDeviceDriver:
         self._failures = 0
         self._online: bool | None = None
         self._failing_blocks: set[int] = set()  # block addresses currently failing (logged once)
+        self._last_good: dict[str, Reading] = {}  # per point, for stale readings when it goes offline
 
     @property
     def name(self) -> str:
@@ -94,6 +96,9 @@ class ModbusDeviceDriver:
             items.clear()
         if alive:
             self.stats.last_seen = self.clock.now()
+        for item in items:
+            if isinstance(item, Reading) and item.quality is Quality.GOOD and item.point != "online":
+                self._last_good[item.point] = item
         self._track_online(alive, ts_ns, items)
         if items:
             self.stats.readings += len(items)
@@ -176,6 +181,9 @@ class ModbusDeviceDriver:
     def _set_online(self, online: bool, ts_ns: int, items: list[Item]) -> None:
         self._online = online
         self.stats.online = online
+        if not online:  # last known values become stale, not frozen: consumers see they are old
+            items.extend(replace(r, ts_ns=ts_ns, quality=Quality.STALE) for r in self._last_good.values())
+            self._last_good.clear()
         items.append(
             Reading(ts_ns, self.estate, self.device, "online", online, "", Quality.GOOD, Source.DERIVED)
         )

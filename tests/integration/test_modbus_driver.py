@@ -154,3 +154,19 @@ async def test_timeouts_are_retried_as_configured(rig: Rig) -> None:
     await driver.poll_once(rig.emit)
     # one block tried three times (1 + 2 retries), then the cycle ends: the device is not answering
     assert driver.stats.errors["timeout_retried"] == 2 and driver.stats.errors["timeout"] == 1
+
+
+async def test_values_go_stale_not_frozen_when_the_device_goes_offline(rig: Rig) -> None:
+    driver = rig.driver()
+    await driver.poll_once(rig.emit)
+    good_fuel = rig.latest("fuel_level")
+    rig.got.clear()
+    rig.models[1].fault = DeviceFault(silent=True)
+    for _ in range(2):
+        await driver.poll_once(rig.emit)
+    stale = {r.point: r for r in rig.got if r.quality is Quality.STALE}
+    assert stale["fuel_level"].value == good_fuel.value and stale["fuel_level"].ts_ns > good_fuel.ts_ns
+    assert "online" not in stale and rig.got[-1].point == "online" and rig.got[-1].value is False
+    rig.got.clear()
+    await driver.poll_once(rig.emit)  # still offline: said once, not every poll
+    assert not [r for r in rig.got if r.quality is Quality.STALE]
