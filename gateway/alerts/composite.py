@@ -12,24 +12,11 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from gateway.alerts.instance import _OPS, RuleInstance
+from gateway.alerts.device import DeviceRef
+from gateway.alerts.instance import COMPARISONS, RuleInstance
 from gateway.config.schema import RuleConfig, TermConfig
 from gateway.model import Value
-
-
-class _DeviceLike(Protocol):
-    @property
-    def estate(self) -> str: ...
-    @property
-    def device(self) -> str: ...
-    @property
-    def family(self) -> str: ...
-    @property
-    def zone(self) -> str: ...
-    @property
-    def points(self) -> tuple[str, ...]: ...
 
 
 def term_matches(term: TermConfig, value: Value) -> bool:
@@ -38,7 +25,7 @@ def term_matches(term: TermConfig, value: Value) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     assert term.op is not None and term.limit is not None
-    return _OPS[term.op](float(value), term.limit)
+    return COMPARISONS[term.op](float(value), term.limit)
 
 
 @dataclass(eq=False, slots=True)
@@ -82,9 +69,9 @@ class CompositeInstance(RuleInstance):
         return ", ".join(sorted(f"{d} {p}" for held in self.holding for d, p in held))
 
 
-def compile_composite(rule: RuleConfig, devices: Iterable[_DeviceLike]) -> list[CompositeInstance]:
+def compile_composite(rule: RuleConfig, devices: Iterable[DeviceRef]) -> list[CompositeInstance]:
     """One instance per estate, or per (estate, zone) with same_zone; only where every term can match."""
-    groups: dict[tuple[str, str], list[_DeviceLike]] = {}
+    groups: dict[tuple[str, str], list[DeviceRef]] = {}
     for ref in devices:
         scope = ref.zone if rule.same_zone else "*"
         groups.setdefault((ref.estate, scope), []).append(ref)

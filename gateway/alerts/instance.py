@@ -17,7 +17,7 @@ from gateway.alerts.schedule import GateHours
 from gateway.config.schema import ConditionConfig, RuleConfig
 from gateway.model import Priority, Value
 
-_OPS: dict[str, Callable[[float, float], bool]] = {
+COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
     ">": operator.gt,
@@ -124,7 +124,7 @@ class RuleInstance:
     def _threshold(self, value: float) -> bool | None:
         rule = self.rule
         assert rule.op is not None and rule.limit is not None
-        if _OPS[rule.op](value, rule.limit):
+        if COMPARISONS[rule.op](value, rule.limit):
             return True
         if not self.active or rule.deadband == 0 or rule.op in ("==", "!="):
             return False
@@ -157,7 +157,7 @@ class RuleInstance:
         if rate is None:
             return None
         assert self.rule.op is not None and self.rule.limit is not None
-        return _OPS[self.rule.op](rate, self.rule.limit)
+        return COMPARISONS[self.rule.op](rate, self.rule.limit)
 
     # -- event counts ----------------------------------------------------------------------------
     def hit(self, group: str, now: float) -> int:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol
 
 from pydantic import TypeAdapter
 from ruamel.yaml import YAML
 
 from gateway.alerts.composite import compile_composite
+from gateway.alerts.device import DeviceRef
 from gateway.alerts.instance import RuleInstance
 from gateway.alerts.schedule import GateHours
 from gateway.config.schema import RuleConfig
@@ -62,28 +62,3 @@ def compile_rules(rules: Iterable[RuleConfig], devices: Iterable[DeviceRef]) -> 
                     RuleInstance(rule, ref.estate, ref.device, ref.location, None, gate, ref.zone)
                 )
     return instances
-
-
-class DeviceRef(Protocol):
-    """What rule compilation needs to know of a device."""
-
-    @property
-    def estate(self) -> str: ...
-    @property
-    def device(self) -> str: ...
-    @property
-    def family(self) -> str: ...
-    @property
-    def location(self) -> str: ...
-    @property
-    def points(self) -> tuple[str, ...]: ...
-    @property
-    def timezone(self) -> str: ...
-    @property
-    def gate_hours(self) -> str: ...
-    @property
-    def zone(self) -> str: ...
-    @property
-    def holidays(self) -> tuple[str, ...]: ...
-    @property
-    def holiday_gate_hours(self) -> str | None: ...

@@ -57,13 +57,7 @@ class IncidentService:
     async def acknowledge(self, incident_id: int, user: str, source: str = "", note: str = "") -> Incident:
         async with self._lock:
             change = self.manager.acknowledge(incident_id, user, self.clock.now(), source, note)
-            if change is not None:
-                await self._commit([change])
-                return change.incident
-        incident = await self.store.get_incident(incident_id)
-        if incident is None:
-            raise IncidentError(f"incident {incident_id} not found")
-        return incident
+            return await self._commit_or_current(change, incident_id)
 
     async def resolve(self, incident_id: int, user: str, cause: str, note: str = "") -> Incident:
         async with self._lock:
@@ -96,13 +90,7 @@ class IncidentService:
     async def unshelve(self, incident_id: int, user: str) -> Incident:
         async with self._lock:
             change = self.manager.unshelve(incident_id, user, self.clock.now())
-            if change is not None:
-                await self._commit([change])
-                return change.incident
-        incident = await self.store.get_incident(incident_id)
-        if incident is None:
-            raise IncidentError(f"incident {incident_id} not found")
-        return incident
+            return await self._commit_or_current(change, incident_id)
 
     async def take_out_of_service(
         self, estate: str, device: str, user: str, reason: str, hours: float | None = None
@@ -128,6 +116,17 @@ class IncidentService:
             return
         async with self._lock:
             await self._commit(self.manager.expire_shelves(self.clock.now()))
+
+    async def _commit_or_current(self, change: IncidentChange | None, incident_id: int) -> Incident:
+        """Commit an action's change; an action that changed nothing (a repeated ack) returns the incident
+        as stored."""
+        if change is not None:
+            await self._commit([change])
+            return change.incident
+        incident = await self.store.get_incident(incident_id)
+        if incident is None:
+            raise IncidentError(f"incident {incident_id} not found")
+        return incident
 
     async def _commit(
         self, changes: list[IncidentChange], windows: dict[str, dict[str, list[float]]] | None = None
