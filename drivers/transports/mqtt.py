@@ -272,23 +272,27 @@ class MqttIngress:
         try:
             items = route.decoder.decode(topic, payload, int(self.clock.now() * 1e9))
         except DecodeError as exc:
-            route.stats.error(exc.reason)
-            if (
-                sum(route.stats.errors.values()) & 0x3FF == 1
-            ):  # the 1st, 1025th, ...: loud enough, never a flood
-                log.warning(
-                    "%s/%s: rejected payload on %s: %s",
-                    route.decoder.estate,
-                    route.decoder.device,
-                    topic,
-                    exc,
-                )
+            self._reject(route, topic, exc.reason, exc)
             ack()  # nothing to commit: a bad payload is consumed, counted and logged
+            return
+        except Exception as exc:  # a decoder bug: the same, or a redelivered poison message wedges ingest
+            self._reject(route, topic, "decoder_crash", exc)
+            ack()
             return
         events = sum(1 for item in items if isinstance(item, DeviceEvent))
         route.stats.events += events
         route.stats.readings += len(items) - events
         await emit(Envelope(items, ack))
+
+    @staticmethod
+    def _reject(route: Route, topic: str, reason: str, exc: Exception) -> None:
+        route.stats.error(reason)
+        if sum(route.stats.errors.values()) & 0x3FF == 1:  # the 1st, 1025th, ...: loud enough, never a flood
+            log.warning(
+                "%s/%s: rejected payload on %s: %s: %s",
+                route.decoder.estate, route.decoder.device, topic, reason, exc,
+                exc_info=reason == "decoder_crash",
+            )  # fmt: skip
 
     def _ack_for(self, message: aiomqtt.Message, generation: int) -> Callable[[], None]:
         client, mid, qos = self._client, message.mid, message.qos

@@ -79,6 +79,14 @@ class IncidentManager:
         self.correlated = 0
         self.flooded = 0
 
+    def carry_over(self, old: IncidentManager) -> None:
+        """Keep what the store does not hold when the view is rebuilt: transitions held for out-of-service
+        devices, flood timing and the counters."""
+        self._held = dict(old._held)
+        self._opened = old._opened
+        self.deduplicated, self.chattering = old.deduplicated, old.chattering
+        self.correlated, self.flooded, self.held = old.correlated, old.flooded, old.held
+
     def load(self, incidents: list[Incident]) -> None:
         for incident in incidents:
             if incident.state in UNRESOLVED:

@@ -8,7 +8,9 @@ and the store never disagree. If the commit fails, the in-memory view is reloade
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from gateway.alerts import Transition
 from gateway.incidents.feed import IncidentFeed
@@ -28,15 +30,32 @@ class IncidentService:
         self.grouping = grouping or Grouping()
         self.manager = IncidentManager(self.grouping)
         self._lock = asyncio.Lock()
+        self._stale = False  # the in-memory view may disagree with the store (a commit failed)
         self.opened = 0
 
     async def start(self) -> list[str]:
         """Load unresolved incidents; returns the alarm keys that are still active (for the engine)."""
-        self.manager = IncidentManager(self.grouping)
-        self.manager.load(await self.store.load_unresolved())
-        for record in await self.store.load_out_of_service():
-            self.manager.take_out_of_service(record)
+        await self._reload()
         return self.manager.active_keys()
+
+    async def _reload(self) -> None:
+        """Rebuild the in-memory view from the store. Raises StoreError while the store is down, and the
+        view stays marked stale: no change is decided on a view that may have lost incidents."""
+        manager = IncidentManager(self.grouping)
+        manager.load(await self.store.load_unresolved())
+        for record in await self.store.load_out_of_service():
+            manager.take_out_of_service(record)
+        manager.carry_over(self.manager)
+        self.manager = manager
+        self._stale = False
+
+    @contextlib.asynccontextmanager
+    async def _locked(self) -> AsyncIterator[None]:
+        """The one lock on incident state; a stale view is rebuilt before anything is decided on it."""
+        async with self._lock:
+            if self._stale:
+                await self._reload()
+            yield
 
     async def apply(
         self, transitions: list[Transition], windows: dict[str, dict[str, list[float]]] | None = None
@@ -44,7 +63,7 @@ class IncidentService:
         """Decide and commit the incident changes of these transitions, with the rule windows that changed."""
         if not transitions and not windows:
             return []
-        async with self._lock:
+        async with self._locked():
             changes: list[IncidentChange] = []
             for transition in transitions:
                 change = self.manager.apply(transition)
@@ -55,19 +74,19 @@ class IncidentService:
             return changes
 
     async def acknowledge(self, incident_id: int, user: str, source: str = "", note: str = "") -> Incident:
-        async with self._lock:
+        async with self._locked():
             change = self.manager.acknowledge(incident_id, user, self.clock.now(), source, note)
             return await self._commit_or_current(change, incident_id)
 
     async def resolve(self, incident_id: int, user: str, cause: str, note: str = "") -> Incident:
-        async with self._lock:
+        async with self._locked():
             change = self.manager.resolve(incident_id, user, self.clock.now(), cause, note)
             await self._commit([change])
             return change.incident
 
     async def close(self, incident_id: int, user: str) -> Incident:
         """Closed: a resolved incident that needs nothing more (reviewed, reported)."""
-        async with self._lock:
+        async with self._locked():
             incident = await self.store.get_incident(incident_id)
             if incident is None:
                 raise IncidentError(f"incident {incident_id} not found")
@@ -81,21 +100,21 @@ class IncidentService:
             return incident
 
     async def shelve(self, incident_id: int, user: str, minutes: float, reason: str) -> Incident:
-        async with self._lock:
+        async with self._locked():
             now = self.clock.now()
             change = self.manager.shelve(incident_id, user, now, now + minutes * 60, reason)
             await self._commit([change])
             return change.incident
 
     async def unshelve(self, incident_id: int, user: str) -> Incident:
-        async with self._lock:
+        async with self._locked():
             change = self.manager.unshelve(incident_id, user, self.clock.now())
             return await self._commit_or_current(change, incident_id)
 
     async def take_out_of_service(
         self, estate: str, device: str, user: str, reason: str, hours: float | None = None
     ) -> OutOfService:
-        async with self._lock:
+        async with self._locked():
             now = self.clock.now()
             record = OutOfService(estate, device, now, user, reason, now + hours * 3600 if hours else None)
             await self.store.set_out_of_service(record, estate, device)
@@ -103,7 +122,7 @@ class IncidentService:
             return record
 
     async def return_to_service(self, estate: str, device: str) -> list[IncidentChange]:
-        async with self._lock:
+        async with self._locked():
             await self.store.set_out_of_service(None, estate, device)
             changes = self.manager.return_to_service(estate, device, self.clock.now())
             await self._commit(changes)
@@ -114,7 +133,7 @@ class IncidentService:
             await self.return_to_service(estate, device)
         if not any(i.shelved_until is not None for i in self.manager.by_id.values()):
             return
-        async with self._lock:
+        async with self._locked():
             await self._commit(self.manager.expire_shelves(self.clock.now()))
 
     async def _commit_or_current(self, change: IncidentChange | None, incident_id: int) -> Incident:
@@ -136,9 +155,8 @@ class IncidentService:
         try:
             await self.store.commit(changes, windows)
         except StoreError:
-            log.exception("store commit failed; reloading unresolved incidents from the store")
-            self.manager = IncidentManager(self.grouping)
-            self.manager.load(await self.store.load_unresolved())
+            log.exception("store commit failed; the view is rebuilt from the store before the next change")
+            self._stale = True
             raise
         self.manager.committed(changes)
         self.feed.publish(changes)

@@ -153,6 +153,7 @@ class App:
             "queue_high_water": self.queue.high_water,
             "items_processed": self.pipeline.items,
             "store_failures": self.pipeline.store_failures,
+            "core_errors": self.pipeline.core_errors,
             "mqtt_connected": self.mqtt.connected if self.mqtt else None,
             "devices": len(self.devices),
             "devices_online": sum(1 for o in online if o is True),

@@ -29,6 +29,7 @@ class Pipeline:
         self.batches = 0
         self.store_failures = 0
         self.acks_failed = 0
+        self.core_errors = 0  # items, batches or ticks that raised: bugs, visible in /health
         self._stopping = False
         self._idle: set[str] = set()  # loops waiting for input: the only ones shutdown may cancel
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -69,22 +70,36 @@ class Pipeline:
             self._idle.add("consume")
             batch = await self.queue.get_batch()
             self._idle.discard("consume")  # no await between taking the batch and this line
-            await self.process(batch)
+            try:
+                await self.process(batch)
+            except Exception:  # a bug must not stop alarm processing; the batch stays unacked
+                self.core_errors += 1
+                log.exception(
+                    "alert core: batch of %d deliveries failed; continuing with the next", len(batch)
+                )
 
     async def _tick(self) -> None:
         while not self._stopping:
             self._idle.add("tick")
             await asyncio.sleep(self.tick_interval)
             self._idle.discard("tick")
-            await self._commit(self.engine.tick(), self.engine.take_window_changes())
-            await self.service.expire_shelves()
+            try:
+                await self._commit(self.engine.tick(), self.engine.take_window_changes())
+                await self.service.expire_shelves()
+            except Exception:
+                self.core_errors += 1
+                log.exception("alert core: timer tick failed; trying again at the next tick")
 
     async def process(self, batch: list[Envelope]) -> None:
         transitions: list[Transition] = []
         process = self.engine.process
         for envelope in batch:
             for item in envelope.items:
-                transitions.extend(process(item))
+                try:
+                    transitions.extend(process(item))
+                except Exception:  # one poisoned item costs that item, not the batch or the core
+                    self.core_errors += 1
+                    log.exception("alert core: could not evaluate %s/%s %r", item.estate, item.device, item)
             self.items += len(envelope.items)
         await self._commit(transitions, self.engine.take_window_changes())
         self.batches += 1

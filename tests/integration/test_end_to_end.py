@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from drivers.mqtt_device import MqttJsonDecoder
 from drivers.sim import DeviceFault, GeneratorModel, MqttDeviceSimulator
 from drivers.sim.points import PointsModel
 from gateway.runtime.broker import MosquittoProcess
@@ -445,3 +446,26 @@ async def test_generator_commands_checked_confirmed_and_audited(
             ("command:auto", "rate_limited", "control-room"),
         ]
         assert trail[-1]["source"] == "127.0.0.1" and trail[-1]["detail"]["reason"] == "月度试机 monthly test"
+
+
+async def test_a_decoder_crash_is_counted_and_does_not_wedge_ingest(
+    broker: MosquittoProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with estate_stack(broker, tmp_path) as s:
+        original = MqttJsonDecoder.decode
+
+        def buggy(self: MqttJsonDecoder, topic: str, payload: bytes, now_ns: int) -> Any:
+            if b"poison" in payload:
+                raise KeyError("a decoder bug")
+            return original(self, topic, payload, now_ns)
+
+        monkeypatch.setattr(MqttJsonDecoder, "decode", buggy)
+        gate = s.host.mqtt_devices["gate-north"]
+        await gate.publish("event", {"event": "poison"})  # QoS 1: without the ack it would come back forever
+        await gate.event("door_forced")
+        await s.until(lambda: s.opened("gate_door_forced"), 3, "incident after the poison message")
+        assert (
+            s.app is not None
+            and s.app.stats.for_device("sunshine", "gate-north").errors["decoder_crash"] == 1
+        )
+        assert s.app.mqtt is not None and s.app.mqtt.connections == 1  # no crash, no reconnect
