@@ -268,9 +268,9 @@ class MqttIngress:
             ack()
             return
         payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
-        route.stats.last_seen = self.clock.now()
+        now = route.stats.last_seen = self.clock.now()
         try:
-            items = route.decoder.decode(topic, payload, int(self.clock.now() * 1e9))
+            items = route.decoder.decode(topic, payload, int(now * 1e9))
         except DecodeError as exc:
             self._reject(route, topic, exc.reason, exc)
             ack()  # nothing to commit: a bad payload is consumed, counted and logged

@@ -1,7 +1,6 @@
 """Device routes: every configured device in the caller's scope, with online state and counters, and
 taking a device out of service for maintenance (ISA-18.2: its alarms are held, not annunciated)."""
 
-import dataclasses
 import time
 from typing import Annotated
 
@@ -10,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from gateway.alerts import DeviceInfo
 from gateway.api.auth import Principal, bearer
 from gateway.api.context import ApiContext
-from gateway.api.schemas import AuditOut, CommandIn, CommandOut, DeviceOut, OutOfServiceIn, OutOfServiceOut
+from gateway.api.schemas import CommandIn, CommandOut, DeviceOut, OutOfServiceIn, OutOfServiceOut
 from gateway.model import AuditEntry
 
 
@@ -97,12 +96,11 @@ def device_router(ctx: ApiContext) -> APIRouter:
         await audit(result.outcome, result.detail)
         return CommandOut(command=body.command, outcome=result.outcome, detail=result.detail)
 
-    @router.get("/audit", response_model=list[AuditOut])
-    async def list_audit(user: User, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AuditOut]:
+    @router.get("/audit", response_model=list[AuditEntry])  # the model's record is the response
+    async def list_audit(user: User, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AuditEntry]:
         if not user.at_least("supervisor"):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "supervisors and above may read the audit trail")
-        entries = await ctx.service.store.list_audit(user.estates, limit)
-        return [AuditOut(**dataclasses.asdict(e)) for e in entries]
+        return await ctx.service.store.list_audit(user.estates, limit)
 
     @router.post("/devices/{estate}/{device}/out-of-service", response_model=DeviceOut)
     async def take_out_of_service(estate: str, device: str, user: User, body: OutOfServiceIn) -> DeviceOut:

@@ -54,17 +54,6 @@ class CommandOut(BaseModel):
     detail: str
 
 
-class AuditOut(BaseModel):
-    ts: float
-    actor: str
-    source: str
-    action: str
-    estate: str
-    target: str
-    outcome: str
-    detail: dict[str, Any]
-
-
 class OutOfServiceOut(BaseModel):
     since: float
     until: float | None
