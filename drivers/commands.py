@@ -1,20 +1,26 @@
-"""Commands to a Modbus device through its profile's control keys: checked, written, confirmed.
+"""Commands to a Modbus device through its profile: DSE-style control keys, and relay pulses.
+
+Control keys (ModbusCommander):
 
 1. The key must be in the profile, and the controller's supported-keys bitmap must list it; otherwise the
    command is refused without writing anything.
 2. `[key, 65535 - key]` is written in one FC16 write; a Modbus exception is a refusal.
 3. Where the profile names a proof state, that point is read back until it shows it, or the command times
-   out. Nothing here decides *who* may command: that is the API's policy.
+   out.
+
+Relay pulses (PulseCommander): coil ON, hold, coil OFF, then the proof state as above.
+Nothing here decides *who* may command: that is the API's policy.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from drivers.errors import DriverError, DriverProtocolError, DriverTimeout
-from drivers.profiles.schema import ModbusProfile
+from drivers.profiles.control import CoilPulse
+from drivers.profiles.schema import ModbusPoint, ModbusProfile
 from drivers.registers import decode_point
 from drivers.transports.modbus import ModbusEndpoint
 from gateway.model import Clock
@@ -26,6 +32,42 @@ Outcome = Literal["ok", "refused", "timeout", "failed"]
 class CommandResult:
     outcome: Outcome
     detail: str
+
+
+class Commander(Protocol):
+    """What the API drives: a device's commands, each executed to an outcome (never raising)."""
+
+    @property
+    def commands(self) -> list[str]: ...
+
+    async def execute(self, command: str) -> CommandResult: ...
+
+
+def _failed(exc: DriverError, refusal: str) -> CommandResult:
+    """An exception reply is the device saying no; a timeout or a lost connection is not knowing."""
+    if isinstance(exc, DriverProtocolError):
+        return CommandResult("refused", f"{refusal}: {exc}")
+    return CommandResult("timeout" if isinstance(exc, DriverTimeout) else "failed", str(exc))
+
+
+async def confirm_state(
+    endpoint: ModbusEndpoint, unit_id: int, profile: ModbusProfile, command: str,
+    point: ModbusPoint, values: list[str | int | float | bool], within: float, clock: Clock,
+) -> CommandResult:  # fmt: skip
+    """Read `point` back until it shows one of `values`, or time out after `within` seconds."""
+    deadline = clock.monotonic() + within
+    seen: object = None
+    while True:
+        try:
+            words = await endpoint.read(point.table, point.address, point.words, unit_id)
+            seen = decode_point([int(w) for w in words], point, profile).value
+        except DriverError as exc:
+            seen = f"unreadable ({exc})"
+        if seen in values:
+            return CommandResult("ok", f"{command} confirmed: {point.name} = {seen}")
+        if clock.monotonic() >= deadline:
+            return CommandResult("timeout", f"{command} sent, but {point.name} is {seen}, not {values}")
+        await asyncio.sleep(0.2)
 
 
 class ModbusCommander:
@@ -49,12 +91,8 @@ class ModbusCommander:
             if not await self._supported(key):
                 return CommandResult("refused", f"the controller does not support key {key} ({command})")
             await self.endpoint.write_registers(self.control.key_register, [key, 65535 - key], self.unit_id)
-        except DriverProtocolError as exc:
-            return CommandResult("refused", f"the controller refused {command}: {exc}")
-        except DriverTimeout as exc:
-            return CommandResult("timeout", str(exc))
         except DriverError as exc:
-            return CommandResult("failed", str(exc))
+            return _failed(exc, f"the controller refused {command}")
         return await self._confirm(command)
 
     async def _supported(self, key: int) -> bool:
@@ -71,18 +109,54 @@ class ModbusCommander:
         point = next((p for p in self.profile.points if p.name == proof.point), None)
         if point is None:
             return CommandResult("failed", f"confirm point {proof.point!r} is not in the profile")
-        deadline = self.clock.monotonic() + self.control.confirm_within
-        seen = None
-        while True:
+        return await confirm_state(
+            self.endpoint, self.unit_id, self.profile, command, point, proof.values,
+            self.control.confirm_within, self.clock,
+        )  # fmt: skip
+
+
+class PulseCommander:
+    """Relay commands (a barrier's open contact): coil ON, hold `seconds`, coil OFF, confirm.
+
+    The OFF is written even when the wait is cancelled: a relay left closed holds a barrier arm up.
+    """
+
+    def __init__(self, profile: ModbusProfile, endpoint: ModbusEndpoint, unit_id: int, clock: Clock) -> None:
+        self.profile, self.endpoint, self.unit_id, self.clock = profile, endpoint, unit_id, clock
+
+    @property
+    def commands(self) -> list[str]:
+        return sorted(self.profile.pulses)
+
+    async def execute(self, command: str) -> CommandResult:
+        pulse = self.profile.pulses.get(command)
+        if pulse is None:
+            return CommandResult("refused", f"{command!r} is not a command of profile {self.profile.name}")
+        try:
+            await self.endpoint.write_coil(pulse.coil, True, self.unit_id)
+        except DriverError as exc:
+            return _failed(exc, f"the module refused {command}")
+        try:
+            await asyncio.sleep(pulse.seconds)
+        finally:  # also when cancelled: a relay left closed holds the barrier arm up
+            stuck = await self._switch_off(pulse)
+        if stuck is not None:
+            return CommandResult("failed", f"relay {pulse.coil} may still be closed: {stuck}")
+        if pulse.confirm is None:
+            return CommandResult("ok", f"{command}: relay pulsed {pulse.seconds:g} s (nothing to confirm it)")
+        point = next(p for p in self.profile.points if p.name == pulse.confirm.point)  # checked at load
+        return await confirm_state(
+            self.endpoint, self.unit_id, self.profile, command, point, pulse.confirm.values,
+            pulse.confirm_within, self.clock,
+        )  # fmt: skip
+
+    async def _switch_off(self, pulse: CoilPulse) -> str | None:
+        """Write OFF (retried once); returns the error when both attempts failed."""
+        error = ""
+        for _ in range(2):
             try:
-                words = await self.endpoint.read(point.table, point.address, point.words, self.unit_id)
-                seen = decode_point([int(w) for w in words], point, self.profile).value
+                await asyncio.shield(self.endpoint.write_coil(pulse.coil, False, self.unit_id))
+                return None
             except DriverError as exc:
-                seen = f"unreadable ({exc})"
-            if seen in proof.values:
-                return CommandResult("ok", f"{command} confirmed: {proof.point} = {seen}")
-            if self.clock.monotonic() >= deadline:
-                return CommandResult(
-                    "timeout", f"{command} written, but {proof.point} is {seen}, not {proof.values}"
-                )
-            await asyncio.sleep(0.2)
+                error = str(exc)
+        return error

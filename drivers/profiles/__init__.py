@@ -7,8 +7,10 @@ Readings and DeviceEvents.
 """
 
 from drivers.profiles.loader import ProfileError, ProfileLibrary, load_profile_file
+from drivers.profiles.push import HttpPushProfile
 from drivers.profiles.schema import (
     AlarmNibbles,
+    AnyProfile,
     BitField,
     DerivedBelow,
     DerivedScale,
@@ -23,10 +25,12 @@ from drivers.profiles.schema import (
 
 __all__ = [
     "AlarmNibbles",
+    "AnyProfile",
     "BitField",
     "DerivedBelow",
     "DerivedScale",
     "EventChannel",
+    "HttpPushProfile",
     "KeyedValueError",
     "ModbusPoint",
     "ModbusProfile",

@@ -26,3 +26,16 @@ class ControlKeys(_Strict):
     keys: dict[str, int] = Field(min_length=1, description="Command name → key")
     confirm: dict[str, CommandConfirm] = Field(default_factory=dict, description="Command → proof state")
     confirm_within: float = Field(5.0, gt=0, le=120, description="Seconds to wait for the proof state")
+
+
+class CoilPulse(_Strict):
+    """A relay command: the coil goes ON, and OFF again after `seconds` (a barrier's open contact).
+
+    A barrier controller latches the pulse; holding the contact would keep the arm up, so the OFF is
+    written whatever happens in between.
+    """
+
+    coil: int = Field(ge=0, le=65535, description="Coil address (0-based) of the relay")
+    seconds: float = Field(0.8, gt=0, le=10, description="How long the relay stays closed (typ. 0.5–1 s)")
+    confirm: CommandConfirm | None = Field(None, description="State that proves it worked (e.g. up limit)")
+    confirm_within: float = Field(5.0, gt=0, le=120, description="Seconds to wait for the proof state")

@@ -15,10 +15,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from drivers.profiles.schema import KeyedValueError, ModbusProfile, MqttProfile, Profile
+from drivers.profiles.schema import AnyProfile, KeyedValueError, Profile
 
 SHIPPED = Path(__file__).parent
-_ADAPTER: TypeAdapter[ModbusProfile | MqttProfile] = TypeAdapter(Profile)
+_ADAPTER: TypeAdapter[AnyProfile] = TypeAdapter(Profile)
 Key = tuple[str | int, ...]
 
 
@@ -26,7 +26,7 @@ class ProfileError(Exception):
     """A profile is missing or invalid; the message names the file and the key."""
 
 
-def load_profile_file(path: Path) -> ModbusProfile | MqttProfile:
+def load_profile_file(path: Path) -> AnyProfile:
     try:
         tree = YAML(typ="rt").load(path.read_text(encoding="utf-8"))
     except MarkedYAMLError as exc:
@@ -50,7 +50,7 @@ def _describe(err: Any, data: dict[str, Any], lines: dict[Key, int], path: Path)
     loc: Key = tuple(err["loc"])
     # Tags of discriminated unions are in pydantic's loc but not in the file: the protocol at the top,
     # the form of a derived point below derived.<name>.
-    if loc and loc[0] in ("modbus", "mqtt"):
+    if loc and loc[0] in ("modbus", "mqtt", "http_push"):
         loc = loc[1:]
     if len(loc) > 2 and loc[0] == "derived" and loc[2] in ("below", "scale"):
         loc = loc[:2] + loc[3:]
@@ -123,9 +123,9 @@ class ProfileLibrary:
 
     def __init__(self, extra_dirs: Sequence[str | Path] | None = None) -> None:
         self._dirs = [Path(d) for d in (extra_dirs or [])] + [SHIPPED]
-        self._cache: dict[str, ModbusProfile | MqttProfile] = {}
+        self._cache: dict[str, AnyProfile] = {}
 
-    def get(self, name: str) -> ModbusProfile | MqttProfile:
+    def get(self, name: str) -> AnyProfile:
         if name in self._cache:
             return self._cache[name]
         for folder in self._dirs:

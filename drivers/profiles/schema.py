@@ -20,7 +20,8 @@ from pydantic import (
     model_validator,
 )
 
-from drivers.profiles.control import ControlKeys
+from drivers.profiles.control import CoilPulse, ControlKeys
+from drivers.profiles.push import HttpPushProfile
 from gateway.model import Family
 
 RegisterType = Literal["bool", "int16", "uint16", "int32", "uint32", "float32"]
@@ -215,6 +216,9 @@ class ModbusProfile(_Strict):
     points: list[ModbusPoint] = Field(min_length=1, description="Register map")
     alarm_nibbles: AlarmNibbles | None = Field(None, description="DSE-style alarm codes")
     control: ControlKeys | None = Field(None, description="How the device takes commands")
+    pulses: dict[str, CoilPulse] = Field(
+        default_factory=dict, description="Relay commands: name → coil pulse (e.g. open: barrier relay)"
+    )
     derived: dict[str, Derived] = Field(
         default_factory=dict,
         description="Points computed from others: {source, below} (boolean) or "
@@ -240,6 +244,13 @@ class ModbusProfile(_Strict):
             if not source.numeric:
                 raise KeyedValueError(
                     ("derived", name, "source"), f"point {rule.source!r} is not a number (enum, bit or bool)"
+                )
+        for name, pulse in self.pulses.items():
+            if self.control is not None and name in self.control.keys:
+                raise KeyedValueError(("pulses", name), f"{name!r} is also a control key command")
+            if pulse.confirm is not None and pulse.confirm.point not in by_name:
+                raise KeyedValueError(
+                    ("pulses", name, "confirm", "point"), f"no point named {pulse.confirm.point!r}"
                 )
         return self
 
@@ -301,4 +312,5 @@ class MqttProfile(_Strict):
     )
 
 
-Profile = Annotated[ModbusProfile | MqttProfile, Field(discriminator="protocol")]
+AnyProfile = ModbusProfile | MqttProfile | HttpPushProfile
+Profile = Annotated[AnyProfile, Field(discriminator="protocol")]

@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 from typing import Any
 
-from drivers.profiles import ModbusProfile, MqttProfile, ProfileLibrary
+from drivers.profiles import HttpPushProfile, ModbusProfile, MqttProfile, ProfileLibrary
+from drivers.sim.anpr_camera import PushCameraSimulator, Style
+from drivers.sim.barrier import BarrierModel
 from drivers.sim.generator import GeneratorModel
 from drivers.sim.modbus_server import DeviceFault, ModbusSimServer, RegisterModel
 from drivers.sim.mqtt_device import MqttDeviceSimulator
@@ -22,26 +24,44 @@ def _topic_base(topic_filter: str) -> str:
     return "/".join(levels)
 
 
+PUSH_STYLES: dict[str, Style] = {"alphadigi_http": "alphadigi", "dahua_itc_http": "dahua"}
+
+
 class SimulationHost:
     """Start with `async with SimulationHost(config)`; drive with `apply(device, action, args)`."""
 
     def __init__(self, config: GatewayConfig, heartbeat_interval: float = 5.0) -> None:
+        """Pushing cameras post to the config's camera port; call `push_to(port)` when it was 0 (free)."""
         library = ProfileLibrary(config.profile_dirs)
         self.models: dict[str, RegisterModel] = {}
         self.mqtt_devices: dict[str, MqttDeviceSimulator] = {}
+        self.cameras: dict[str, PushCameraSimulator] = {}
         endpoints: dict[tuple[str, int, Framer], dict[int, RegisterModel]] = {}
         for estate in config.estates:
             for device in estate.devices:
                 profile = library.get(device.profile)
                 if isinstance(profile, ModbusProfile) and device.modbus is not None:
-                    model: RegisterModel = (
-                        GeneratorModel(profile)
-                        if profile.family.value == "generator"
-                        else PointsModel(profile)
-                    )
+                    model: RegisterModel
+                    if profile.family.value == "generator":
+                        model = GeneratorModel(profile)
+                    elif "open" in profile.pulses:
+                        model = BarrierModel(profile)
+                    else:
+                        model = PointsModel(profile)
                     self.models[device.id] = model
                     key = (device.modbus.host, device.modbus.port, device.modbus.framer)
                     endpoints.setdefault(key, {})[device.modbus.unit_id] = model
+                elif isinstance(profile, HttpPushProfile) and device.http_push is not None:
+                    style = PUSH_STYLES.get(profile.name)
+                    if style is not None:  # a site's own push format: the simulator cannot play it
+                        self.cameras[device.id] = PushCameraSimulator(
+                            f"http://127.0.0.1:{config.http_push.port}",
+                            f"/anpr/{estate.id}/{device.id}",
+                            device.http_push.token,
+                            style,
+                            f"sim-{device.id}",
+                            estate.timezone,
+                        )
                 elif isinstance(profile, MqttProfile) and device.mqtt is not None:
                     self.mqtt_devices[device.id] = MqttDeviceSimulator(
                         config.mqtt.host, config.mqtt.port, _topic_base(device.mqtt.topic), heartbeat_interval
@@ -55,6 +75,8 @@ class SimulationHost:
     async def __aenter__(self) -> SimulationHost:
         for server in self.servers:
             await server.start()
+        for camera in self.cameras.values():
+            await self._stack.enter_async_context(camera)
         for sim in self.mqtt_devices.values():
             await self._stack.enter_async_context(sim)
             self._tasks.append(asyncio.create_task(sim.heartbeats()))
@@ -67,6 +89,11 @@ class SimulationHost:
         await self._stack.aclose()
         for server in self.servers:
             await server.stop()
+
+    def push_to(self, port: int) -> None:
+        """Point every pushing camera at the gateway's camera port (known once the gateway listens)."""
+        for camera in self.cameras.values():
+            camera.url = f"http://127.0.0.1:{port}{camera.path}"
 
     async def apply(self, device: str, action: str, args: dict[str, Any]) -> None:
         if device in self.models:
@@ -83,6 +110,13 @@ class SimulationHost:
                 model.fault = DeviceFault(**args)
             else:
                 raise ValueError(f"{device}: action {action!r} does not apply to a Modbus device")
+            return
+        camera = self.cameras.get(device)
+        if camera is not None:
+            if action != "plate":
+                raise ValueError(f"{device}: action {action!r} does not apply to a pushing camera")
+            options = {k: v for k, v in args.items() if k != "plate"}
+            await camera.read(str(args["plate"]), **options)
             return
         sim = self.mqtt_devices.get(device)
         if sim is None:

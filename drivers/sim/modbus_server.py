@@ -46,6 +46,42 @@ class RegisterModel(Protocol):
         """Handle a register write; return a Modbus exception code to refuse it."""
 
 
+class BitModel(RegisterModel, Protocol):
+    """A model that also has coils and discrete inputs (relay / digital-input modules)."""
+
+    def bits(self, table: Literal["coil", "discrete"], address: int, count: int) -> list[bool]:
+        """Current values of `count` coils or discrete inputs from `address`."""
+
+    def write_bits(self, address: int, values: list[bool]) -> int | None:
+        """Handle a coil write (FC05/FC15); return a Modbus exception code to refuse it."""
+
+
+BIT_TABLES: dict[int, Literal["coil", "discrete"]] = {1: "coil", 5: "coil", 15: "coil", 2: "discrete"}
+
+
+def _bit_request(
+    model: RegisterModel, function_code: int, start_address: int, address: int, count: int,
+    registers: list[int], set_values: list[int] | list[bool] | None,
+) -> ExcCodes | None:  # fmt: skip
+    """Serve coils/discretes from a BitModel. pymodbus keeps bits packed in the shared register block
+    (16 a register, bit 0 first) and slices them from bit `address % 16` of register `address`: we lay the
+    model's bits out exactly there before it reads."""
+    if not hasattr(model, "bits"):
+        return ExcCodes.ILLEGAL_FUNCTION
+    bit_model: BitModel = model  # type: ignore[assignment]
+    if set_values is not None:
+        refused = bit_model.write_bits(address, [bool(v) for v in set_values])
+        return ExcCodes(refused) if refused is not None else None
+    skip = address % 16
+    wanted = bit_model.bits(BIT_TABLES[function_code], address, count * 16 - skip)
+    packed = [False] * skip + wanted
+    for i in range(count):
+        registers[address - start_address + i] = sum(
+            1 << b for b, on in enumerate(packed[i * 16 : i * 16 + 16]) if on
+        )
+    return None
+
+
 class _SimServer:
     """What every simulated server shares: the units, the request hook, start and stop."""
 
@@ -82,6 +118,10 @@ class _SimServer:
                 await asyncio.sleep(fault.delay)
             if fault.exception is not None:
                 return ExcCodes(fault.exception)
+            if function_code in BIT_TABLES:
+                return _bit_request(
+                    model, function_code, start_address, address, count, registers, set_values
+                )
             if set_values is not None:
                 refused = model.write(address, [int(v) for v in set_values])
                 return ExcCodes(refused) if refused is not None else None

@@ -9,6 +9,8 @@ decimals point holds in `values`. `raw` overrides registers after encoding (a se
 
 from __future__ import annotations
 
+from typing import Literal
+
 from drivers.profiles import ModbusPoint, ModbusProfile
 from drivers.registers import encode_value
 from drivers.sim.modbus_server import DeviceFault
@@ -54,6 +56,18 @@ class PointsModel:
     def write(self, address: int, values: list[int]) -> int | None:
         for i, value in enumerate(values):
             self.raw[address + i] = value
+        return None
+
+    def bits(self, table: Literal["coil", "discrete"], address: int, count: int) -> list[bool]:
+        points = [p for p in self.profile.points if p.table == table]
+        by_address = {p.address: bool(self.values.get(p.name)) for p in points}
+        return [by_address.get(address + i, False) for i in range(count)]
+
+    def write_bits(self, address: int, values: list[bool]) -> int | None:
+        coils = {p.address: p.name for p in self.profile.points if p.table == "coil"}
+        for i, value in enumerate(values):
+            if address + i in coils:
+                self.values[coils[address + i]] = value
         return None
 
 

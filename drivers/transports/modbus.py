@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.pdu import ModbusPDU
 
 from drivers.errors import DriverConnectionError, DriverProtocolError, DriverTimeout
 
@@ -115,18 +117,26 @@ class ModbusEndpoint:
             self._client.close()
 
     async def write_registers(self, address: int, values: list[int], unit: int) -> None:
+        """FC16: several registers in one request (a DSE control key and its complement)."""
+        await self._write(lambda: self._client.write_registers(address, values, device_id=unit), unit)
+
+    async def write_coil(self, address: int, value: bool, unit: int) -> None:
+        """FC05: one coil (a relay)."""
+        await self._write(lambda: self._client.write_coil(address, value, device_id=unit), unit)
+
+    async def _write(self, request: Callable[[], Awaitable[ModbusPDU]], unit: int) -> None:
         async with self._lock:
-            await self._ensure_connected()
             try:
-                reply = await asyncio.wait_for(
-                    self._client.write_registers(address, values, device_id=unit), self.timeout * 2 + 1
-                )
+                await self._ensure_connected()
+                reply = await asyncio.wait_for(request(), self.timeout * 2 + 1)
             except (ModbusIOException, TimeoutError) as exc:
                 self._forget_late_reply()
                 raise DriverTimeout(f"{self.label} unit {unit}: no reply to write") from exc
             except (ConnectionException, OSError) as exc:
                 self._client.close()
                 raise DriverConnectionError(f"{self.label}: {exc}") from exc
+            except ModbusException as exc:
+                raise DriverProtocolError(f"{self.label} unit {unit}: {exc}") from exc
         if reply.isError():
             code = getattr(reply, "exception_code", None)
             raise DriverProtocolError(f"{self.label} unit {unit}: write refused, exception {code}", code)

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from drivers.commands import ModbusCommander
+from drivers.commands import Commander
 from drivers.stats import StatsRegistry
 from gateway.alerts import DeviceInfo
 from gateway.api.auth import TokenAuth
@@ -19,7 +19,7 @@ class ApiContext:
     stats: StatsRegistry
     auth: TokenAuth
     online: Callable[[str, str], bool | None] = field(default=lambda estate, device: None)
-    commanders: dict[tuple[str, str], ModbusCommander] = field(default_factory=dict)
+    commanders: dict[tuple[str, str], Commander] = field(default_factory=dict)
     command_policy: dict[tuple[str, str], dict[str, str]] = field(
         default_factory=dict
     )  # command → least role

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -59,6 +59,18 @@ class MqttDeviceConfig(_Strict):
     )
 
 
+class HttpPushDeviceConfig(_Strict):
+    """A camera that pushes its reads to the gateway's camera port (POST /anpr/{estate}/{device})."""
+
+    token: str = Field(
+        min_length=16,
+        description="Shared secret the camera sends (Bearer, Basic password or ?token=); write ${ENV_VAR}",
+    )
+    allow_from: list[str] = Field(
+        default_factory=list, description="Source IP addresses allowed to push; empty: any (token only)"
+    )
+
+
 class DeviceConfig(_Strict):
     id: Ident = Field(description="Unique within the estate")
     family: Family = Field(description="Device family")
@@ -79,11 +91,50 @@ class DeviceConfig(_Strict):
     )
     modbus: ModbusEndpointConfig | None = Field(None, description="Modbus transport")
     mqtt: MqttDeviceConfig | None = Field(None, description="MQTT transport")
+    http_push: HttpPushDeviceConfig | None = Field(None, description="HTTP push transport (ANPR cameras)")
+    lane_direction: Literal["in", "out"] | None = Field(
+        None, description="ANPR camera on a one-way lane: every vehicle it reads goes this way"
+    )
+    barrier: str | None = Field(
+        None, description="ANPR camera: id of the barrier relay (same estate) its 'open' decisions pulse"
+    )
 
     @model_validator(mode="after")
     def _one_transport(self) -> DeviceConfig:
-        if (self.modbus is None) == (self.mqtt is None):
-            raise ValueError("give exactly one transport: 'modbus' or 'mqtt'")
+        given = [t for t in ("modbus", "mqtt", "http_push") if getattr(self, t) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one transport: 'modbus', 'mqtt' or 'http_push'")
+        if (self.lane_direction or self.barrier) and self.family is not Family.PLATE_BARRIER:
+            raise ValueError("'lane_direction' and 'barrier' are for plate_barrier cameras")
+        return self
+
+
+class VehicleConfig(_Strict):
+    plate: str = Field(min_length=2, max_length=16, description="Plate as written, e.g. 粤B12345")
+    label: str = Field("", description="Who: unit and name, visitor's host, or the reason for a ban")
+    valid_from: datetime | None = Field(None, description="Pass valid from (local time of the estate)")
+    valid_until: datetime | None = Field(None, description="Pass valid until (local time of the estate)")
+
+
+class VehiclesConfig(_Strict):
+    """The estate's vehicle registry: it decides every plate read (visitors may also be added by API)."""
+
+    residents: list[VehicleConfig] = Field(default_factory=list, description="Residents' registered plates")
+    visitors: list[VehicleConfig] = Field(
+        default_factory=list, description="Visitor passes, each with valid_from / valid_until"
+    )
+    blacklist: list[VehicleConfig] = Field(default_factory=list, description="Plates never let through")
+    unknown_entry: Literal["hold", "open"] = Field(
+        "hold", description="Unregistered vehicle entering: hold for the guard, or open (it cannot leave)"
+    )
+
+    @model_validator(mode="after")
+    def _visitor_windows(self) -> VehiclesConfig:
+        for visitor in self.visitors:
+            if visitor.valid_until is None:
+                raise ValueError(f"visitor pass {visitor.plate}: needs valid_until")
+            if visitor.valid_from is not None and visitor.valid_from >= visitor.valid_until:
+                raise ValueError(f"visitor pass {visitor.plate}: valid_from must be before valid_until")
         return self
 
 
@@ -101,6 +152,7 @@ class EstateConfig(_Strict):
         None, description="Gate hours on holidays; unset: closed all day (every entry is after-hours)"
     )
     devices: list[DeviceConfig] = Field(default_factory=list, description="Devices of this estate")
+    vehicles: VehiclesConfig = Field(default_factory=VehiclesConfig, description="Vehicle registry")
 
     @model_validator(mode="after")
     def _unique_devices(self) -> EstateConfig:
@@ -109,6 +161,9 @@ class EstateConfig(_Strict):
             if device.id in seen:
                 raise ValueError(f"device id {device.id!r} appears twice")
             seen.add(device.id)
+        for device in self.devices:
+            if device.barrier is not None and device.barrier not in seen:
+                raise ValueError(f"device {device.id!r}: barrier {device.barrier!r} is not in this estate")
         return self
 
 
@@ -276,6 +331,14 @@ class ApiConfig(_Strict):
     tokens: list[ApiTokenConfig] = Field(default_factory=list, description="Bearer tokens allowed in")
 
 
+class HttpPushConfig(_Strict):
+    host: str = Field("0.0.0.0", description="Bind address of the camera port (cameras' network)")
+    port: int = Field(8088, ge=0, le=65535, description="Camera port; 0 picks a free one")
+    commit_wait: float = Field(
+        1.5, gt=0, le=10, description="Seconds a camera's reply may wait for the core's commit"
+    )
+
+
 class GatewayConfig(_Strict):
     gateway_id: Ident = Field("gw-1", description="This instance's id (status topic, logs)")
     mqtt: MqttBrokerConfig = Field(default_factory=MqttBrokerConfig, description="Broker for device traffic")
@@ -283,6 +346,9 @@ class GatewayConfig(_Strict):
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Queue from drivers to the core")
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig, description="Correlation and flood")
     api: ApiConfig = Field(default_factory=ApiConfig, description="HTTP API")
+    http_push: HttpPushConfig = Field(
+        default_factory=HttpPushConfig, description="Port where ANPR cameras push (opened if any camera does)"
+    )
     profile_dirs: list[str] = Field(default_factory=list, description="Extra folders of user profiles")
     estates: list[EstateConfig] = Field(description="Estates this gateway serves")
     rules: list[RuleConfig] = Field(default_factory=list, description="Site rules, added to the defaults")

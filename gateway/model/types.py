@@ -33,6 +33,7 @@ class Source(StrEnum):
     MQTT = "mqtt"
     MODBUS = "modbus"
     DERIVED = "derived"
+    HTTP = "http"  # pushed by the device (ANPR cameras): not in DESIGN §3, which predates push cameras
 
 
 class Priority(StrEnum):

@@ -18,7 +18,8 @@ from typing import Any
 
 import uvicorn
 
-from drivers.commands import ModbusCommander
+from drivers.anpr.receiver import PushReceiver
+from drivers.commands import Commander, ModbusCommander, PulseCommander
 from drivers.modbus_device import ModbusDeviceDriver
 from drivers.mqtt_device import MqttJsonDecoder
 from drivers.profiles import ModbusProfile, MqttProfile
@@ -32,6 +33,7 @@ from gateway.config import ConfigError, GatewayConfig
 from gateway.incidents import Grouping, IncidentFeed, IncidentService
 from gateway.ingest import IngestQueue
 from gateway.model import Clock, SystemClock
+from gateway.runtime.anpr import BarrierOpener, push_cameras, registries_of
 from gateway.runtime.build import BoundDevice, bind_devices
 from gateway.runtime.pipeline import Pipeline
 from gateway.store import SqliteStore
@@ -91,7 +93,11 @@ class App:
         self.pipeline = Pipeline(self.queue, self.engine, self.service)
         self.endpoints = EndpointPool()
         self.mqtt: MqttIngress | None = None
-        self.commanders: dict[tuple[str, str], ModbusCommander] = {}
+        self.commanders: dict[tuple[str, str], Commander] = {}
+        self.registries = registries_of(config)  # vehicle registries by estate
+        self.opener = BarrierOpener(self.commanders, self.store.record_audit, self.clock)
+        self.push: PushReceiver | None = None
+        self.push_port: int | None = None
         self.api_port: int | None = None
         self.ready = asyncio.Event()
 
@@ -120,6 +126,10 @@ class App:
                 tasks[f"modbus {driver.name}"] = functools.partial(driver.run, self.queue.put)
                 if bound.profile.control is not None and cfg.commands:
                     self.commanders[(bound.estate, cfg.id)] = ModbusCommander(
+                        bound.profile, endpoint, cfg.modbus.unit_id, self.clock
+                    )
+                elif bound.profile.pulses:  # a barrier relay: cameras open it even where the API may not
+                    self.commanders[(bound.estate, cfg.id)] = PulseCommander(
                         bound.profile, endpoint, cfg.modbus.unit_id, self.clock
                     )
             elif isinstance(bound.profile, MqttProfile) and cfg.mqtt is not None:
@@ -181,6 +191,7 @@ class App:
         log.info("alert core: %d rule instances over %d devices", self.engine.rule_count, len(self.devices))
         pipeline_task = asyncio.create_task(self.pipeline.run(), name="pipeline")
         server, server_task = await self._start_api()
+        push_server, push_task = await self._start_push()
         driver_tasks = [
             asyncio.create_task(supervise(name, factory), name=name)
             for name, factory in self._driver_tasks().items()
@@ -190,7 +201,7 @@ class App:
         try:
             await stop.wait()
         finally:
-            await self._stop(driver_tasks, pipeline_task, server, server_task)
+            await self._stop(driver_tasks, pipeline_task, (push_server, push_task), (server, server_task))
 
     async def _start_api(self) -> tuple[_Server | None, asyncio.Task[None] | None]:
         api = self.config.api
@@ -206,33 +217,30 @@ class App:
             commanders=self.commanders,  # filled as the drivers start (the same dict)
             command_policy={(d.estate, d.config.id): dict(d.config.commands) for d in self.devices},
         )
-        server = _Server(
-            uvicorn.Config(
-                create_app(ctx),
-                host=api.host,
-                port=api.port,
-                log_level="warning",
-                lifespan="off",
-                access_log=False,
-            )
-        )
-        task = asyncio.create_task(server.serve(), name="api")
-        while not server.started:
-            if task.done():
-                task.result()  # raises the bind error
-                raise RuntimeError("API server stopped during start-up")
-            await asyncio.sleep(0.02)
-        self.api_port = server.servers[0].sockets[0].getsockname()[1]
+        server, task, self.api_port = await _serve(create_app(ctx), api.host, api.port, "api")
         log.info("api: http://%s:%d (docs at /docs)", api.host, self.api_port)
+        return server, task
+
+    async def _start_push(self) -> tuple[_Server | None, asyncio.Task[None] | None]:
+        """The camera port, opened only when some camera pushes."""
+        cameras = push_cameras(self.devices, self.registries, self.stats, self.opener)
+        if not cameras:
+            return None, None
+        cfg = self.config.http_push
+        self.push = PushReceiver(cameras, self.queue.put, self.clock, cfg.commit_wait)
+        server, task, self.push_port = await _serve(self.push.app, cfg.host, cfg.port, "camera push")
+        log.info("camera push: http://%s:%d/anpr/{estate}/{device} (%d cameras)", cfg.host, self.push_port,
+                 len(cameras))  # fmt: skip
         return server, task
 
     async def _stop(
         self,
         drivers: list[asyncio.Task[None]],
         pipeline: asyncio.Task[None],
-        server: _Server | None,
-        server_task: asyncio.Task[None] | None,
+        push: tuple[_Server | None, asyncio.Task[None] | None],
+        api: tuple[_Server | None, asyncio.Task[None] | None],
     ) -> None:
+        """Ingress first (drivers, camera port), then the core drains, then the API and the store."""
         deadline = time.monotonic() + SHUTDOWN_BUDGET
         log.info("stopping: drivers")
         for task in drivers:
@@ -242,14 +250,35 @@ class App:
             if stuck:
                 log.warning("stopping: %d drivers did not stop in time: %s", len(stuck),
                             ", ".join(t.get_name() for t in stuck))  # fmt: skip
+        await _shut(push, 1.0)  # cameras get no reply now and re-send later
+        await self.opener.close()
         await self.pipeline.stop(deadline - time.monotonic() - 2.0)
         await asyncio.gather(pipeline, return_exceptions=True)
         flushed = await self.pipeline.flush(deadline - 1.0)
         log.info("stopping: flushed %d queued deliveries", flushed)
-        if server is not None and server_task is not None:
-            server.should_exit = True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(server_task, max(0.1, deadline - time.monotonic() - 0.5))
+        await _shut(api, deadline - time.monotonic() - 0.5)
         self.endpoints.close()
         await self.store.close()
         log.info("stopped")
+
+
+async def _shut(served: tuple[_Server | None, asyncio.Task[None] | None], within: float) -> None:
+    server, task = served
+    if server is not None and task is not None:
+        server.should_exit = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(task, max(0.1, within))
+
+
+async def _serve(app: Any, host: str, port: int, name: str) -> tuple[_Server, asyncio.Task[None], int]:
+    """Start uvicorn for `app` in this loop; returns once it listens, with the port it got."""
+    server = _Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
+    )
+    task = asyncio.create_task(server.serve(), name=name)
+    while not server.started:
+        if task.done():
+            task.result()  # raises the bind error
+            raise RuntimeError(f"{name} server stopped during start-up")
+        await asyncio.sleep(0.02)
+    return server, task, server.servers[0].sockets[0].getsockname()[1]

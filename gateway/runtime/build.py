@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drivers.profiles import ModbusProfile, MqttProfile, ProfileError, ProfileLibrary
+from drivers.profiles import (
+    AnyProfile,
+    HttpPushProfile,
+    ModbusProfile,
+    MqttProfile,
+    ProfileError,
+    ProfileLibrary,
+)
 from gateway.alerts import DeviceInfo
 from gateway.config import ConfigIssue, DeviceConfig, GatewayConfig
 from gateway.config.loader import PathKey
@@ -15,7 +22,7 @@ from gateway.config.loader import PathKey
 class BoundDevice:
     estate: str
     config: DeviceConfig
-    profile: ModbusProfile | MqttProfile
+    profile: AnyProfile
     timezone: str = "Asia/Shanghai"
     gate_hours: str = "06:00-23:00"
     holidays: tuple[str, ...] = ()
@@ -37,6 +44,8 @@ class BoundDevice:
             if profile.alarm_nibbles:
                 names += [f"alarm.{n}" for n in profile.alarm_nibbles.names]
             return (*names, "online")
+        if isinstance(profile, HttpPushProfile):
+            return ("online",)  # a pushing camera sends events only
         names = [n for c in profile.channels.values() if c.type == "state" for n in c.points]
         return (*names, "online")
 
@@ -69,6 +78,14 @@ def bind_devices(
                 problem(f"profile {profile.name!r} speaks Modbus; give the device a 'modbus' section")
             elif isinstance(profile, MqttProfile) and device.mqtt is None:
                 problem(f"profile {profile.name!r} speaks MQTT; give the device an 'mqtt' section")
+            elif isinstance(profile, HttpPushProfile) and device.http_push is None:
+                problem(f"profile {profile.name!r} is a pushing camera: give the device 'http_push'")
+            elif device.barrier is not None and not _is_relay(library, estate.devices, device.barrier):
+                problem(
+                    f"barrier {device.barrier!r} is not a device whose profile has an 'open' pulse",
+                    ("estates", e, "devices", d, "barrier"),
+                    f"estates[{e}].devices[{d}].barrier",
+                )
             elif unknown := sorted(set(device.commands) - set(_commands_of(profile))):
                 problem(
                     f"commands {unknown} are not in profile {profile.name!r} "
@@ -92,6 +109,16 @@ def bind_devices(
     return bound, issues
 
 
-def _commands_of(profile: ModbusProfile | MqttProfile) -> list[str]:
-    control = profile.control if isinstance(profile, ModbusProfile) else None
-    return sorted(control.keys) if control else []
+def _commands_of(profile: AnyProfile) -> list[str]:
+    if not isinstance(profile, ModbusProfile):
+        return []
+    return sorted({*(profile.control.keys if profile.control else ()), *profile.pulses})
+
+
+def _is_relay(library: ProfileLibrary, devices: list[DeviceConfig], device_id: str) -> bool:
+    device = next((d for d in devices if d.id == device_id), None)
+    try:
+        profile = library.get(device.profile) if device is not None else None
+    except ProfileError:
+        return False  # reported on that device itself
+    return isinstance(profile, ModbusProfile) and "open" in profile.pulses

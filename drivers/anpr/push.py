@@ -1,0 +1,105 @@
+"""Decode one HTTP-push camera document through its profile into a `plate_read` DeviceEvent.
+
+Every failure raises DecodeError with a short reason ('too_large', 'bad_json', 'not_object',
+'missing_field', 'bad_type') that the receiver counts per camera and returns as a 400.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from drivers.anpr.classifier import PLATE_READ
+from drivers.errors import DecodeError
+from drivers.payload import MISSING, at, plain_scalar
+from drivers.profiles.push import HttpPushProfile
+from gateway.model import DeviceEvent, Source
+
+
+def _text(value: Any) -> str:
+    """JSON scalars as the text keys of a profile's `values` (true → "true", 4 → "4")."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class PushedRead:
+    event: DeviceEvent  # kind plate_read
+    record: str  # the camera's record identity: a re-send repeats it
+    offline: bool  # the camera kept it during an outage and sends it late
+
+
+class PushDecoder:
+    """Decoder bound to one camera (estate, device) and its estate's timezone."""
+
+    def __init__(self, estate: str, device: str, profile: HttpPushProfile, timezone: str) -> None:
+        self.estate, self.device, self.profile = estate, device, profile
+        self.zone = ZoneInfo(timezone)
+
+    def decode(self, body: bytes, now_ns: int) -> PushedRead:
+        profile = self.profile
+        if len(body) > profile.max_body:
+            raise DecodeError("too_large", f"{len(body)} bytes")
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise DecodeError("bad_json", str(exc)[:80]) from exc
+        if not isinstance(data, dict):
+            raise DecodeError("not_object", type(data).__name__)
+        plate = at(data, profile.plate)
+        if plate is MISSING:
+            raise DecodeError("missing_field", profile.plate)
+        if not isinstance(plate, str) or len(plate) > 32:
+            raise DecodeError("bad_type", f"{profile.plate}: not a plate")
+        ts_ns = self._timestamp(data, now_ns)
+        attributes: dict[str, Any] = {"plate": plate}
+        for name, path in profile.attributes.items():
+            value = at(data, path)
+            if plain_scalar(value, 128):
+                attributes[name] = self._mapped(name, value)
+        for name in ("direction", "camera_list"):
+            path = getattr(profile, name)
+            value = at(data, path) if path else MISSING
+            if value is not MISSING and isinstance(value, str | int | bool):
+                attributes[name] = self._mapped(name, value)
+        offline = bool(profile.offline and at(data, profile.offline) in (1, True, "1", "true"))
+        if offline:
+            attributes["offline_resend"] = True
+        record = self._record(data, plate, ts_ns)
+        attributes["record_id"] = record
+        event = DeviceEvent(ts_ns, self.estate, self.device, PLATE_READ, attributes, Source.HTTP)
+        return PushedRead(event, record, offline)
+
+    def _mapped(self, name: str, value: Any) -> Any:
+        table = self.profile.values.get(name)
+        return table.get(_text(value), value) if table else value
+
+    def _timestamp(self, data: dict[str, Any], now_ns: int) -> int:
+        spec = self.profile.timestamp
+        raw = at(data, spec.path) if spec else MISSING
+        if spec is None or raw is MISSING:
+            return now_ns
+        if spec.format == "epoch":
+            if isinstance(raw, int | float) and not isinstance(raw, bool) and 0 < raw < 1e11:
+                return int(raw * 1e9)
+            raise DecodeError("bad_type", f"{spec.path}: not an epoch timestamp")
+        try:
+            local = datetime.fromisoformat(str(raw)).replace(tzinfo=self.zone)
+        except ValueError as exc:
+            raise DecodeError("bad_type", f"{spec.path}: not a local time: {str(raw)[:32]}") from exc
+        return int(local.timestamp() * 1e9)
+
+    def _record(self, data: dict[str, Any], plate: str, ts_ns: int) -> str:
+        paths = self.profile.record_id
+        if not paths:
+            return f"{plate}@{ts_ns}"
+        parts = [at(data, path) for path in paths]
+        missing = [path for path, part in zip(paths, parts, strict=True) if part is MISSING]
+        if missing:
+            raise DecodeError("missing_field", missing[0])
+        return "/".join(_text(part) for part in parts)
