@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Literal
 
@@ -56,6 +56,7 @@ class Vehicle:
     label: str = ""  # who: "3-1502 张先生", "访客 5-201", a blacklist reason
     valid_from: float | None = None
     valid_until: float | None = None
+    ref: int | None = None  # a pass registered through the API: its id in the store
 
     def valid_at(self, ts: float) -> bool:
         return (self.valid_from is None or self.valid_from <= ts) and (
@@ -97,7 +98,7 @@ class VehicleRegistry:
         plate = normalize_plate(vehicle.plate)
         if not plate:
             raise ValueError(f"{vehicle.plate!r} is not a plate")
-        entry = Vehicle(plate, vehicle.category, vehicle.label, vehicle.valid_from, vehicle.valid_until)
+        entry = replace(vehicle, plate=plate)
         with self._lock:
             if entry.category is Category.RESIDENT:
                 self._residents[plate] = entry
@@ -117,6 +118,19 @@ class VehicleRegistry:
                 return len(self._passes.pop(key, []))
             table = self._residents if category is Category.RESIDENT else self._blacklist
             return 0 if category is Category.UNKNOWN or table.pop(key, None) is None else 1
+
+    def remove_pass(self, ref: int) -> bool:
+        """Remove the visitor pass registered under store id `ref`."""
+        with self._lock:
+            for plate, passes in self._passes.items():
+                kept = [p for p in passes if p.ref != ref]
+                if len(kept) != len(passes):
+                    if kept:
+                        self._passes[plate] = kept
+                    else:
+                        del self._passes[plate]
+                    return True
+        return False
 
     def entries(self) -> list[Vehicle]:
         with self._lock:

@@ -11,6 +11,7 @@ from gateway import __version__
 from gateway.api.context import ApiContext
 from gateway.api.devices import device_router
 from gateway.api.incidents import incident_router
+from gateway.api.vehicles import vehicle_router
 
 __all__ = ["ApiContext", "create_app"]
 
@@ -29,4 +30,5 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     app.include_router(incident_router(ctx))
     app.include_router(device_router(ctx))
+    app.include_router(vehicle_router(ctx))
     return app

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from drivers.anpr.registry import VehicleRegistry
 from drivers.commands import Commander
 from drivers.stats import StatsRegistry
 from gateway.alerts import DeviceInfo
@@ -25,4 +26,6 @@ class ApiContext:
     )  # command → least role
     command_interval: float = 2.0  # seconds between two commands to one device (rate limit)
     health: Callable[[], dict[str, Any]] = field(default=lambda: {})
+    registries: dict[str, VehicleRegistry] = field(default_factory=dict)  # by estate
+    timezones: dict[str, str] = field(default_factory=dict)  # by estate
     started: float = field(default_factory=time.time)

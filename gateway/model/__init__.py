@@ -18,6 +18,7 @@ from gateway.model.types import (
     Source,
     TimelineEntry,
     Value,
+    VisitorPass,
 )
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "SystemClock",
     "TimelineEntry",
     "Value",
+    "VisitorPass",
 ]

@@ -180,6 +180,20 @@ class OutOfService:
 
 
 @dataclass(frozen=True)
+class VisitorPass:
+    """A visitor's vehicle pass registered at the gatehouse: valid from/until (epoch s), by whom."""
+
+    id: int | None
+    estate: str
+    plate: str
+    label: str
+    valid_from: float
+    valid_until: float
+    created_by: str
+    created_at: float
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     """One state-changing request: who, when, from where, what, on which target, and how it ended."""
 

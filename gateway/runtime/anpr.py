@@ -21,7 +21,7 @@ from drivers.commands import Commander
 from drivers.profiles import HttpPushProfile
 from drivers.stats import StatsRegistry
 from gateway.config import EstateConfig, GatewayConfig
-from gateway.model import AuditEntry, Clock
+from gateway.model import AuditEntry, Clock, VisitorPass
 from gateway.runtime.build import BoundDevice
 
 log = logging.getLogger(__name__)
@@ -131,3 +131,20 @@ def push_cameras(
 
 def registries_of(config: GatewayConfig) -> dict[str, VehicleRegistry]:
     return {estate.id: build_registry(estate) for estate in config.estates}
+
+
+def restore_passes(registries: dict[str, VehicleRegistry], passes: list[VisitorPass]) -> None:
+    """Visitor passes registered through the API before a restart: back into their registries."""
+    for record in passes:
+        registry = registries.get(record.estate)
+        if registry is not None:
+            registry.add(
+                Vehicle(
+                    record.plate,
+                    Category.VISITOR,
+                    record.label,
+                    record.valid_from,
+                    record.valid_until,
+                    record.id,
+                )
+            )

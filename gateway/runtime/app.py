@@ -33,7 +33,7 @@ from gateway.config import ConfigError, GatewayConfig
 from gateway.incidents import Grouping, IncidentFeed, IncidentService
 from gateway.ingest import IngestQueue
 from gateway.model import Clock, SystemClock
-from gateway.runtime.anpr import BarrierOpener, push_cameras, registries_of
+from gateway.runtime.anpr import BarrierOpener, push_cameras, registries_of, restore_passes
 from gateway.runtime.build import BoundDevice, bind_devices
 from gateway.runtime.pipeline import Pipeline
 from gateway.store import SqliteStore
@@ -183,6 +183,7 @@ class App:
         active = await self.service.start()
         self.engine.restore_active(active)
         self.engine.restore_windows(await self.store.load_windows())
+        restore_passes(self.registries, await self.store.load_visitor_passes(self.clock.now()))
         log.info(
             "incidents: %d unresolved restored, %d alarms active",
             len(self.service.manager.by_key),
@@ -216,6 +217,8 @@ class App:
             health=self.health,
             commanders=self.commanders,  # filled as the drivers start (the same dict)
             command_policy={(d.estate, d.config.id): dict(d.config.commands) for d in self.devices},
+            registries=self.registries,
+            timezones={e.id: e.timezone for e in self.config.estates},
         )
         server, task, self.api_port = await _serve(create_app(ctx), api.host, api.port, "api")
         log.info("api: http://%s:%d (docs at /docs)", api.host, self.api_port)

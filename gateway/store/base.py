@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from gateway.model import AuditEntry, Incident, IncidentState, OutOfService, Priority
+from gateway.model import AuditEntry, Incident, IncidentState, OutOfService, Priority, VisitorPass
 
 if TYPE_CHECKING:
     from gateway.incidents.manager import IncidentChange
@@ -43,6 +43,15 @@ class Store(Protocol):
     async def set_out_of_service(self, record: OutOfService | None, estate: str, device: str) -> None: ...
 
     async def load_out_of_service(self) -> list[OutOfService]: ...
+
+    async def add_visitor_pass(self, record: VisitorPass) -> VisitorPass:
+        """Store a pass; the returned copy has its id."""
+
+    async def delete_visitor_pass(self, estate: str, pass_id: int) -> VisitorPass | None:
+        """Delete a pass of that estate; None when there is none."""
+
+    async def load_visitor_passes(self, now: float) -> list[VisitorPass]:
+        """Passes that have not ended by `now`."""
 
     async def load_unresolved(self) -> list[Incident]: ...
 

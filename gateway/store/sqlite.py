@@ -9,10 +9,19 @@ import json
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from gateway.model import AuditEntry, Incident, IncidentState, OutOfService, Priority, TimelineEntry
+from gateway.model import (
+    AuditEntry,
+    Incident,
+    IncidentState,
+    OutOfService,
+    Priority,
+    TimelineEntry,
+    VisitorPass,
+)
 from gateway.store.base import IncidentQuery, StoreError
 
 if TYPE_CHECKING:
@@ -88,6 +97,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_estate_ts ON audit(estate, ts)
     """,
+    # 9: visitor vehicle passes registered through the API (config passes live in the config)
+    """
+    CREATE TABLE visitor_passes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, estate TEXT NOT NULL, plate TEXT NOT NULL,
+        label TEXT NOT NULL, valid_from REAL NOT NULL, valid_until REAL NOT NULL,
+        created_by TEXT NOT NULL, created_at REAL NOT NULL
+    );
+    CREATE INDEX visitor_passes_until ON visitor_passes(valid_until)
+    """,
 ]
 
 _COLUMNS = (
@@ -96,6 +114,7 @@ _COLUMNS = (
     "latched, chattering, shelved_until, zone, cause, first_out"
 )
 
+_PASS_COLUMNS = "id, estate, plate, label, valid_from, valid_until, created_by, created_at"
 _INSERT = f"INSERT INTO incidents ({_COLUMNS.removeprefix('id, ')}) VALUES ({','.join('?' * 22)})"
 _UPDATE = (
     "UPDATE incidents SET "
@@ -248,6 +267,41 @@ class SqliteStore:
                 AuditEntry(ts, actor, source, action, estate, target, outcome, json.loads(detail))
                 for ts, actor, source, action, estate, target, outcome, detail in rows
             ]
+
+        return await self._run(read)
+
+    async def add_visitor_pass(self, record: VisitorPass) -> VisitorPass:
+        def write(conn: sqlite3.Connection) -> VisitorPass:
+            with conn:
+                cursor = conn.execute(
+                    "INSERT INTO visitor_passes (estate, plate, label, valid_from, valid_until, created_by, "
+                    "created_at) VALUES (?,?,?,?,?,?,?)",
+                    (record.estate, record.plate, record.label, record.valid_from, record.valid_until,
+                     record.created_by, record.created_at),
+                )  # fmt: skip
+            return replace(record, id=cursor.lastrowid)
+
+        return await self._run(write)
+
+    async def delete_visitor_pass(self, estate: str, pass_id: int) -> VisitorPass | None:
+        def write(conn: sqlite3.Connection) -> VisitorPass | None:
+            with conn:
+                row = conn.execute(
+                    f"SELECT {_PASS_COLUMNS} FROM visitor_passes WHERE id=? AND estate=?", (pass_id, estate)
+                ).fetchone()
+                conn.execute("DELETE FROM visitor_passes WHERE id=? AND estate=?", (pass_id, estate))
+            return VisitorPass(*row) if row else None
+
+        return await self._run(write)
+
+    async def load_visitor_passes(self, now: float) -> list[VisitorPass]:
+        """Passes not yet ended; ended ones are deleted here (the audit trail keeps who made them)."""
+
+        def read(conn: sqlite3.Connection) -> list[VisitorPass]:
+            with conn:
+                conn.execute("DELETE FROM visitor_passes WHERE valid_until <= ?", (now,))
+            rows = conn.execute(f"SELECT {_PASS_COLUMNS} FROM visitor_passes ORDER BY id").fetchall()
+            return [VisitorPass(*row) for row in rows]
 
         return await self._run(read)
 

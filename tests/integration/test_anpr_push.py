@@ -207,3 +207,45 @@ async def test_barrier_command_round_trip_and_stuck_arm(tmp_path: Path) -> None:
             await asyncio.sleep(0.05)
         [stuck] = await s.incidents("barrier_open_too_long")
         assert stuck["device"] == "barrier-east-out"
+
+
+async def test_visitor_passes_from_the_gatehouse_survive_a_restart(tmp_path: Path) -> None:
+    hold, opened = {"Response_AlarmInfoPlate": {"info": "no"}}, {"Response_AlarmInfoPlate": {"info": "ok"}}
+    async with lane(tmp_path) as s:
+        camera = s.host.cameras["cam-east-in"]
+        assert await camera.read("京N12345") == (200, hold)
+        path = "/estates/sunshine/visitor-passes"
+        viewer = {"Authorization": f"Bearer {VIEWER}"}
+        r = await s.api.post(path, json={"plate": "京N12345"}, headers=viewer)
+        assert r.status_code == 403, r.text
+        assert (
+            await s.api.post("/estates/maple/visitor-passes", json={"plate": "京N12345"})
+        ).status_code == 404
+        assert (await s.api.post(path, json={"plate": "无牌"})).status_code == 422
+        created = await s.api.post(
+            path, json={"plate": "京n·12345", "label": "访客 王先生 → 5-201", "hours": 2}
+        )
+        assert created.status_code == 201, created.text
+        registered = created.json()
+        assert registered["plate"] == "京N12345" and registered["category"] == "visitor"
+        assert registered["valid_until"] - registered["valid_from"] == pytest.approx(7200 + 60)
+        assert await camera.read("京N12345") == (200, opened)
+        check = await s.api.get(
+            "/estates/sunshine/plate-check", params={"plate": "京N12345", "direction": "out"}
+        )
+        assert check.json()["open"] is True and check.json()["category"] == "visitor"
+    async with lane(tmp_path) as s:  # a restart: the pass is in the store
+        camera = s.host.cameras["cam-east-in"]
+        assert await camera.read("京N12345") == (200, opened)
+        vehicles = (await s.api.get("/estates/sunshine/vehicles")).json()
+        [visit] = [v for v in vehicles if v["pass_id"] is not None]
+        gone = await s.api.delete(f"/estates/sunshine/visitor-passes/{visit['pass_id']}")
+        assert gone.status_code == 204
+        assert (await s.api.delete(f"/estates/sunshine/visitor-passes/{visit['pass_id']}")).status_code == 404
+        assert await camera.read("京N12345") == (200, hold)
+        trail = [
+            (e.action, e.target) for e in await s.app.store.list_audit(None, 10) if e.actor == "control-room"
+        ]
+        assert ("visitor_pass:cancel", "京N12345") in trail
+    async with lane(tmp_path) as s:  # and the cancellation too
+        assert await s.host.cameras["cam-east-in"].read("京N12345") == (200, hold)
