@@ -7,7 +7,7 @@
 
 Actions: `set` (attributes of a Modbus model), `mains` ({ok: bool}), `fault` (silent / exception /
 delay of a Modbus device), `event` (an MQTT event, {kind, ...attributes}), `publish` ({channel, payload}),
-`silent` ({on: bool} for an MQTT device).
+`silent` ({on: bool} for an MQTT device), `plate` ({plate, direction?, offline?, color?} for an ANPR camera).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class Step(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     at: float = Field(ge=0, description="Seconds after the scenario starts")
     device: str = Field(description="Device id")
-    do: Literal["set", "mains", "fault", "event", "publish", "silent"]
+    do: Literal["set", "mains", "fault", "event", "publish", "silent", "plate"]
     args: dict[str, Any] = Field(default_factory=dict)
     say: str = Field("", description="What the demo prints when the step runs")
 

@@ -16,7 +16,6 @@ from gateway.api.auth import Principal, bearer
 from gateway.api.context import ApiContext
 from gateway.model import AuditEntry, VisitorPass
 
-
 # A pass made "now" must cover the car at the barrier, whose camera clock may run a little behind ours
 # (and Alphadigi stamps whole seconds).
 CAMERA_CLOCK_SLACK = 60.0

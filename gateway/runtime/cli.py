@@ -102,6 +102,8 @@ async def _demo(args: argparse.Namespace) -> None:
         "DEMO_API_PORT": str(args.port or free_port()),
         "DEMO_DB": args.db or str(Path(workdir.name) / "demo.db"),
         "DEMO_API_TOKEN": token,
+        "DEMO_PUSH_PORT": str(free_port()),
+        "DEMO_CAMERA_TOKEN": secrets.token_urlsafe(24),
         "DEMO_MQTT_PROTOCOL": "3.1.1" if isinstance(broker, EmbeddedBroker) else "5",  # amqtt lacks MQTT 5
     }
     try:
@@ -112,6 +114,8 @@ async def _demo(args: argparse.Namespace) -> None:
             app = App(config)
             app_task = asyncio.create_task(app.run(stop))
             await app.ready.wait()
+            if app.push_port is not None:
+                host.push_to(app.push_port)
             url = f"http://{config.api.host}:{app.api_port}"
             print("\n  estate-gateway demo — 阳光花园 / Sunshine Garden")
             print(f"  broker  {broker.description}")
