@@ -5,6 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
+import orjson
+
+from drivers.errors import DecodeError
+
 MISSING: Final = object()  # a path that is not in the payload (None is a value: JSON null)
 
 
@@ -25,3 +29,14 @@ def plain_scalar(value: Any, max_text: int = 256) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
     return isinstance(value, str) and len(value) <= max_text
+
+
+def parse_object(payload: bytes) -> dict[str, Any]:
+    """The payload as a JSON object, or DecodeError('bad_json' / 'not_object')."""
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError("bad_json", str(exc)[:80]) from exc
+    if not isinstance(data, dict):
+        raise DecodeError("not_object", type(data).__name__)
+    return data

@@ -13,6 +13,7 @@ class DeviceStats:
     readings: int = 0
     events: int = 0
     polls: int = 0
+    ignored: int = 0  # messages consumed on purpose (not this channel's, a code that is no event)
     errors: Counter[str] = field(default_factory=Counter)
     last_seen: float | None = None
     online: bool | None = None
@@ -25,6 +26,7 @@ class DeviceStats:
             "readings": self.readings,
             "events": self.events,
             "polls": self.polls,
+            "ignored": self.ignored,
             "errors": dict(self.errors),
             "last_seen": self.last_seen,
             "online": self.online,

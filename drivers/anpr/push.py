@@ -11,11 +11,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
-
 from drivers.anpr.classifier import PLATE_READ
 from drivers.errors import DecodeError
-from drivers.payload import MISSING, at, plain_scalar
+from drivers.payload import MISSING, at, parse_object, plain_scalar
 from drivers.profiles.push import HttpPushProfile
 from gateway.model import DeviceEvent, Source
 
@@ -45,12 +43,7 @@ class PushDecoder:
         profile = self.profile
         if len(body) > profile.max_body:
             raise DecodeError("too_large", f"{len(body)} bytes")
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise DecodeError("bad_json", str(exc)[:80]) from exc
-        if not isinstance(data, dict):
-            raise DecodeError("not_object", type(data).__name__)
+        data = parse_object(body)
         plate = at(data, profile.plate)
         if plate is MISSING:
             raise DecodeError("missing_field", profile.plate)

@@ -1,7 +1,8 @@
 """Find and validate profiles: shipped ones beside this module, user ones from configured folders.
 
 Errors name the file, the line and the key, e.g.
-`septic_s16.yaml:14 points[2] (pressure).decimals_from: no point named 'decimal'`.
+`septic_s16.yaml:14 points[2] (pressure).decimals_from: no point named 'decimal'`; a site table's rows
+by the CSV's file and line, e.g. `notifier_site.csv:14 device: must be 1..159 (got 160)`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from drivers.profiles.schema import AnyProfile, KeyedValueError, Profile
+from drivers.profiles.site_table import SiteTableError, expand_site_table
+from drivers.profiles.site_template import SiteTemplate
 
 SHIPPED = Path(__file__).parent
 _ADAPTER: TypeAdapter[AnyProfile] = TypeAdapter(Profile)
+_TEMPLATE: TypeAdapter[SiteTemplate] = TypeAdapter(SiteTemplate)
 Key = tuple[str | int, ...]
 
 
@@ -39,6 +43,8 @@ def load_profile_file(path: Path) -> AnyProfile:
     lines: dict[Key, int] = {}
     data = _to_plain(tree, (), lines)
     data.setdefault("name", path.stem)
+    if "site_table" in data or "site_template" in data:
+        data = _with_site_table(data, path, lines)
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
@@ -46,14 +52,54 @@ def load_profile_file(path: Path) -> AnyProfile:
         raise ProfileError("\n".join(problems)) from exc
 
 
-def _describe(err: Any, data: dict[str, Any], lines: dict[Key, int], path: Path) -> str:
-    loc: Key = tuple(err["loc"])
+def _with_site_table(data: dict[str, Any], path: Path, lines: dict[Key, int]) -> dict[str, Any]:
+    """The profile with its site table's rows added to `points` (see site_table.py), so everything after
+    the loader sees ordinary points."""
+    table, template = data.get("site_table"), data.get("site_template")
+    rest = {k: v for k, v in data.items() if k not in ("site_table", "site_template")}
+    key = "site_template" if table is not None else "site_table"
+    line = lines.get(("site_table",)) or lines.get(("site_template",))
+    where = f"{path}:{line}" if line else str(path)
+    if table is None or template is None:
+        raise ProfileError(f"{where} {key}: give site_table (the CSV) and site_template together")
+    if not isinstance(table, str):
+        raise ProfileError(f"{where} site_table: a file name relative to this profile")
+    if data.get("protocol") != "modbus":
+        raise ProfileError(f"{where} site_table: site tables are for Modbus profiles")
+    if not (path.parent / table).is_file():
+        raise ProfileError(f"{where} site_table: no file {path.parent / table}")
+    try:
+        parsed = _TEMPLATE.validate_python(template)
+    except ValidationError as exc:
+        problems = [
+            _describe(err, data, lines, path, ("site_template",)) for err in exc.errors(include_url=False)
+        ]
+        raise ProfileError("\n".join(problems)) from exc
+    points = rest.get("points", [])
+    if not isinstance(points, list):
+        return rest  # reported by the schema
+    taken = {str(p.get("name")) for p in points if isinstance(p, dict)}
+    try:
+        rest["points"] = [*points, *expand_site_table(path.parent / table, parsed, taken)]
+    except SiteTableError as exc:
+        raise ProfileError(str(exc)) from exc
+    return rest
+
+
+def _describe(
+    err: Any, data: dict[str, Any], lines: dict[Key, int], path: Path, under: Key = ()
+) -> str:
+    loc: Key = (*under, *err["loc"])
     # Tags of discriminated unions are in pydantic's loc but not in the file: the protocol at the top,
     # the form of a derived point below derived.<name>.
     if loc and loc[0] in ("modbus", "mqtt", "http_push"):
         loc = loc[1:]
     if len(loc) > 2 and loc[0] == "derived" and loc[2] in ("below", "scale"):
         loc = loc[:2] + loc[3:]
+    if len(loc) > 2 and loc[0] == "channels" and loc[2] in ("event", "state", "heartbeat"):
+        loc = loc[:2] + loc[3:]  # the channel's type tag
+    if len(loc) > 3 and loc[:2] == ("site_template", "columns") and loc[3] in ("int", "word", "text"):
+        loc = loc[:3] + loc[4:]  # the site-table column's type tag
     error = err.get("ctx", {}).get("error")
     if isinstance(error, KeyedValueError):
         loc = (*loc, *error.key)

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from drivers.profiles.control import CoilPulse, ControlKeys
+from drivers.profiles.mqtt_command import MqttCommand
 from drivers.profiles.push import HttpPushProfile
 from gateway.model import Family
 
@@ -88,6 +89,13 @@ class ModbusPoint(_Strict):
         "(0x8000 = 32768 also for an int16; -32768 is accepted and means the same)",
     )
     sentinel_top: int | None = Field(None, ge=0, le=16, description="Overrides the profile's sentinel_top")
+    label: str = Field(
+        "", description="What the control room calls the point, zh first, e.g. '3号楼 2层 烟感'; "
+        "shown as {location} of its alarms (empty: the device's location)"
+    )
+    zone: str = Field(
+        "", description="Building/zone of the point, for correlation (empty: the device's zone)"
+    )
 
     @property
     def words(self) -> int:
@@ -275,13 +283,66 @@ class JsonPoint(_Strict):
 
 
 class EventChannel(_Strict):
-    """A topic channel carrying discrete events."""
+    """A topic channel carrying discrete events.
+
+    Raw values are compared as text (drivers/payload_match.py): 75 and "75" are one key, true is "true".
+    """
 
     type: Literal["event"] = "event"
-    kind_path: str = Field(description="Dotted path of the event kind (or code)")
-    kinds: dict[str, str] = Field(description="Raw kind or code (as text) → canonical event kind")
+    kind_path: str | list[str] = Field(
+        description="Dotted path of the event kind (or code); a list of paths joins their values with '/' "
+        "(Hikvision [major, minor] → '5/75')"
+    )
+    kinds: dict[str, str | None] = Field(
+        description="Raw kind → canonical event kind. With a list kind_path, a last part '*' matches any "
+        "value; null marks a known code that is no event here (consumed, counted as ignored)"
+    )
     attributes: dict[str, str] = Field(default_factory=dict, description="Attribute → dotted path")
-    ts_path: str | None = Field(None, description="Dotted path of the device timestamp (epoch s)")
+    attribute_values: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Attribute → {raw value → canonical value}, e.g. direction {'1': in, '2': out}; "
+        "a raw value not listed leaves the attribute out",
+    )
+    attribute_scale: dict[str, float] = Field(
+        default_factory=dict, description="Attribute → factor for numbers (100: a 0–1 score as percent)"
+    )
+    when: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Dotted path → value: only messages where all hold are this channel's events; the "
+        "others are consumed and counted as ignored (not errors)",
+    )
+    dedup_path: str | None = Field(
+        None, description="Dotted path of the device's record id: a repeat of a recent id is dropped"
+    )
+    ts_path: str | None = Field(
+        None, description="Dotted path of the device timestamp (epoch s, or ISO 8601 with a UTC offset)"
+    )
+
+    @field_validator("kind_path", mode="before")
+    @classmethod
+    def _paths(cls, value: Any) -> Any:
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+            return value
+        raise ValueError("give a dotted path, or a list of dotted paths (their values are joined with '/')")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> EventChannel:
+        if isinstance(self.kind_path, list):  # a single path's raw kinds may contain '/' themselves
+            for key in self.kinds:
+                parts = key.split("/")
+                if len(parts) != len(self.kind_path):
+                    raise KeyedValueError(
+                        ("kinds", key), f"has {len(parts)} parts; kind_path has {len(self.kind_path)}"
+                    )
+                if "*" in parts[:-1]:
+                    raise KeyedValueError(("kinds", key), "only the last part may be '*'")
+        for table in ("attribute_values", "attribute_scale"):
+            for name in getattr(self, table):
+                if name not in self.attributes:
+                    raise KeyedValueError((table, name), f"{name!r} is not one of this channel's attributes")
+        return self
 
 
 class StateChannel(_Strict):
@@ -289,7 +350,9 @@ class StateChannel(_Strict):
 
     type: Literal["state"] = "state"
     points: dict[str, JsonPoint] = Field(description="Point name → where it is in the payload")
-    ts_path: str | None = Field(None, description="Dotted path of the device timestamp (epoch s)")
+    ts_path: str | None = Field(
+        None, description="Dotted path of the device timestamp (epoch s, or ISO 8601 with a UTC offset)"
+    )
 
 
 class HeartbeatChannel(_Strict):
@@ -310,6 +373,25 @@ class MqttProfile(_Strict):
     channels: dict[str, Channel] = Field(
         min_length=1, description="Last topic level → how to read the payload"
     )
+    commands: dict[str, MqttCommand] = Field(
+        default_factory=dict,
+        description="Commands the controller takes over MQTT (e.g. open_door): topic, payload template, "
+        "proof state (drivers/profiles/mqtt_command.py)",
+    )
+
+    @model_validator(mode="after")
+    def _commands_coherent(self) -> MqttProfile:
+        states = {p for c in self.channels.values() if isinstance(c, StateChannel) for p in c.points}
+        for name, command in self.commands.items():
+            for key, missing in command.missing_fields().items():
+                raise KeyedValueError(
+                    ("commands", name, key), f"template fields {missing} have no value: give them 'defaults'"
+                )
+            if command.confirm is not None and command.confirm.point not in states:
+                raise KeyedValueError(
+                    ("commands", name, "confirm", "point"), f"no state point named {command.confirm.point!r}"
+                )
+        return self
 
 
 AnyProfile = ModbusProfile | MqttProfile | HttpPushProfile

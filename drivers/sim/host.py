@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 from drivers.profiles import HttpPushProfile, ModbusProfile, MqttProfile, ProfileLibrary
@@ -13,6 +14,7 @@ from drivers.sim.generator import GeneratorModel
 from drivers.sim.modbus_server import DeviceFault, ModbusSimServer, RegisterModel
 from drivers.sim.mqtt_device import MqttDeviceSimulator
 from drivers.sim.points import PointsModel
+from drivers.sim.vendor_payloads import Style as MqttStyle
 from drivers.transports.modbus import Framer
 from gateway.config import GatewayConfig
 
@@ -25,6 +27,10 @@ def _topic_base(topic_filter: str) -> str:
 
 
 PUSH_STYLES: dict[str, Style] = {"alphadigi_http": "alphadigi", "dahua_itc_http": "dahua"}
+# Whose JSON a simulated MQTT device speaks, by its profile; any other profile gets the generic one.
+MQTT_STYLES: dict[str, MqttStyle] = {
+    "uhppoted_mqtt": "uhppoted", "hikvision_access_mqtt": "hikvision", "frigate_lpr": "frigate",
+}  # fmt: skip
 
 
 class SimulationHost:
@@ -64,8 +70,10 @@ class SimulationHost:
                         )
                 elif isinstance(profile, MqttProfile) and device.mqtt is not None:
                     self.mqtt_devices[device.id] = MqttDeviceSimulator(
-                        config.mqtt.host, config.mqtt.port, _topic_base(device.mqtt.topic), heartbeat_interval
-                    )
+                        config.mqtt.host, config.mqtt.port, _topic_base(device.mqtt.topic),
+                        heartbeat_interval, MQTT_STYLES.get(profile.name, "generic"), device.mqtt.match,
+                        estate.timezone,
+                    )  # fmt: skip
         self.servers = [
             ModbusSimServer(host, port, units, framer) for (host, port, framer), units in endpoints.items()
         ]
@@ -101,7 +109,7 @@ class SimulationHost:
             if action == "set":
                 for name, value in args.items():
                     if isinstance(model, PointsModel):
-                        model.values[name] = value
+                        model.set(name, value)
                     else:
                         setattr(model, name, value)
             elif action == "mains" and isinstance(model, GeneratorModel):
@@ -124,6 +132,20 @@ class SimulationHost:
         if action == "event":
             extra = {k: v for k, v in args.items() if k != "kind"}
             await sim.event(str(args["kind"]), **extra)
+        elif action == "burst":  # `count` events spread evenly over `within` s (a denied-card burst)
+            extra = {k: v for k, v in args.items() if k not in ("kind", "count", "within")}
+            count, within = int(args["count"]), float(args.get("within", 0.0))
+            for i in range(count):
+                if i:
+                    await asyncio.sleep(within / (count - 1))
+                await sim.event(str(args["kind"]), **extra)
+        elif action == "plate":  # a vehicle at an MQTT camera, in the camera's own JSON
+            options = {k: v for k, v in args.items() if k != "plate"}
+            if sim.style == "frigate":
+                await sim.event("plate_read", plate=str(args["plate"]), **options)
+            else:  # generic_anpr_json: the camera's list verdict travels as `list`
+                payload = {"list": "otherList", "confidence": 96, "ts": time.time(), **options}
+                await sim.publish("event", {**payload, "plate": str(args["plate"])})
         elif action == "publish":
             await sim.publish(str(args["channel"]), args.get("payload", {}))
         elif action == "silent":

@@ -25,6 +25,17 @@ class PointsModel:
         self.values: dict[str, SimValue] = dict(values or {})
         self.raw: dict[int, int] = {}  # explicit register overrides (e.g. a sentinel), by address
 
+    def set(self, name: str, value: SimValue) -> None:
+        """Set a point by its name (`L1-D023.fire: true`, `L1-D003.state: disabled`), checked now: a typo in
+        a scenario fails at its step instead of leaving the device quietly normal, and a wrong label
+        fails here instead of inside the server's read."""
+        point = next((p for p in self.profile.points if p.name == name), None)
+        if point is None:
+            raise ValueError(f"{self.profile.name} has no point {name!r}")
+        if isinstance(value, str):
+            _code(point, value)
+        self.values[name] = value
+
     def registers(self) -> dict[int, int]:
         out: dict[int, int] = {}
         for point in self.profile.points:

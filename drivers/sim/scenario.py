@@ -7,7 +7,8 @@
 
 Actions: `set` (attributes of a Modbus model), `mains` ({ok: bool}), `fault` (silent / exception /
 delay of a Modbus device), `event` (an MQTT event, {kind, ...attributes}), `publish` ({channel, payload}),
-`silent` ({on: bool} for an MQTT device), `plate` ({plate, direction?, offline?, color?} for an ANPR camera).
+`silent` ({on: bool} for an MQTT device), `plate` ({plate, direction?, offline?, color?} for an ANPR camera),
+`burst` ({kind, count, within, ...attributes}: `count` MQTT events spread over `within` s, e.g. denials).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ruamel.yaml import YAML
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,21 @@ class Step(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     at: float = Field(ge=0, description="Seconds after the scenario starts")
     device: str = Field(description="Device id")
-    do: Literal["set", "mains", "fault", "event", "publish", "silent", "plate"]
+    do: Literal["set", "mains", "fault", "event", "publish", "silent", "plate", "burst"]
     args: dict[str, Any] = Field(default_factory=dict)
     say: str = Field("", description="What the demo prints when the step runs")
+
+    @model_validator(mode="after")
+    def _burst_args(self) -> Step:
+        if self.do == "burst":
+            count, within = self.args.get("count"), self.args.get("within", 0)
+            if not isinstance(self.args.get("kind"), str):
+                raise ValueError("a burst needs 'kind'")
+            if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 1000:
+                raise ValueError("a burst needs 'count': 1..1000 events")
+            if not isinstance(within, int | float) or isinstance(within, bool) or within < 0:
+                raise ValueError("a burst's 'within' is seconds >= 0")
+        return self
 
 
 class Scenario(BaseModel):
@@ -58,4 +71,7 @@ async def play(scenario: Scenario, host: Any, speed: float = 1.0, echo: Any = No
             await asyncio.sleep(delay)
         if echo is not None and step.say:
             echo(step)
-        await host.apply(step.device, step.do, step.args)
+        args = step.args
+        if step.do == "burst":  # its spread is compressed with the timeline
+            args = {**args, "within": float(args.get("within", 0)) / speed}
+        await host.apply(step.device, step.do, args)

@@ -5,60 +5,38 @@ it here, at this one seam, so a PUBACK is sent only when the alert core has comm
 effect. A message still unacked when the connection drops is redelivered by the broker (the session is
 persistent), and the core absorbs the duplicate idempotently.
 
-Routing is by topic prefix: each device's filter without its trailing wildcard is a dict key, so the
-cost per message is a few dict look-ups, not a scan over every device.
+Routing (drivers/transports/mqtt_routes.py) is by topic prefix, and on a topic that devices share by
+payload fields: there the ingress parses the JSON once and hands it to the picked device's decoder.
+
+The ingress also publishes, for commands to MQTT-bridged controllers (`publish`), on the same connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
-from paho.mqtt.client import topic_matches_sub
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from drivers.errors import DecodeError
-from drivers.mqtt_device import MqttJsonDecoder
-from drivers.stats import DeviceStats
-from gateway.model import Clock, DeviceEvent, Envelope
+from drivers.errors import DecodeError, DriverConnectionError, DriverTimeout
+from drivers.mqtt_device import parse_object
+from drivers.transports.mqtt_routes import Route, SharedTopic, prefix, targets
+from gateway.model import Clock, DeviceEvent, Envelope, Item
+
+__all__ = ["BrokerSettings", "MqttIngress", "ReadGate", "Route", "SharedTopic"]
 
 log = logging.getLogger(__name__)
 SETUP_TIMEOUT = 600.0
 Emit = Callable[[Envelope], Awaitable[None]]
-
-
-@dataclass
-class Route:
-    topic_filter: str
-    decoder: MqttJsonDecoder
-    stats: DeviceStats
-    # Precompiled match for the usual "literal/prefix/+" and "literal/prefix/#" filters: levels after the
-    # prefix, or -1 for "any" (#). None: the filter has inner wildcards, use paho's general matcher.
-    _tail_levels: int | None = None
-
-    def __post_init__(self) -> None:
-        levels = self.topic_filter.split("/")
-        literal = len(_prefix(self.topic_filter).split("/")) if _prefix(self.topic_filter) else 0
-        tail = levels[literal:]
-        if tail == ["#"]:
-            self._tail_levels = -1
-        elif all(level == "+" for level in tail):
-            self._tail_levels = len(tail)
-
-    def matches(self, topic_levels: int, prefix_levels: int, topic: str) -> bool:
-        """The topic is already known to start with this route's literal prefix."""
-        if self._tail_levels == -1:
-            return True
-        if self._tail_levels is not None:
-            return topic_levels - prefix_levels == self._tail_levels
-        return bool(topic_matches_sub(self.topic_filter, topic))
 
 
 @dataclass(frozen=True)
@@ -152,25 +130,16 @@ def _session_options(s: BrokerSettings) -> dict[str, Any]:
     return {"protocol": aiomqtt.ProtocolVersion.V5, "clean_start": False, "properties": connect}
 
 
-def _prefix(topic_filter: str) -> str:
-    """The literal part of a filter before its first wildcard level."""
-    literal = []
-    for level in topic_filter.split("/"):
-        if level in ("+", "#"):
-            break
-        literal.append(level)
-    return "/".join(literal)
-
-
 class MqttIngress:
     """Subscribes to every device's filter and turns messages into Envelopes with ack callbacks."""
 
     def __init__(self, settings: BrokerSettings, routes: list[Route], clock: Clock) -> None:
         self.settings, self.clock = settings, clock
-        self._routes: dict[str, list[Route]] = {}
-        for route in routes:
-            self._routes.setdefault(_prefix(route.topic_filter), []).append(route)
-        self.unrouted = 0
+        self._routes: dict[str, list[Route | SharedTopic]] = {}
+        for target in targets(routes):
+            self._routes.setdefault(prefix(target.topic_filter), []).append(target)
+        self.unrouted = 0  # messages no device claims (topic, or payload on a shared topic)
+        self.unattributed: Counter[str] = Counter()  # shared-topic payloads unreadable before routing
         self.connected = False
         self.connections = 0
         self._generation = 0
@@ -183,7 +152,7 @@ class MqttIngress:
         """Messages read from the broker that the core has not taken yet (aiomqtt's queue)."""
         return self._client._queue.qsize() if self._client is not None else 0
 
-    def _route(self, topic: str) -> Route | None:
+    def _route(self, topic: str) -> Route | SharedTopic | None:
         levels = topic.split("/")
         for cut in range(len(levels), -1, -1):
             candidates = self._routes.get("/".join(levels[:cut]))
@@ -242,7 +211,7 @@ class MqttIngress:
             # (ReadGate) before our SUBACK is read; only a running consumer un-pauses it.
             consumer = asyncio.ensure_future(self._consume(client, generation, emit))
             try:
-                filters = sorted({r.topic_filter for routes in self._routes.values() for r in routes})
+                filters = sorted({t.topic_filter for targets in self._routes.values() for t in targets})
                 # Our SUBACK/PUBACK are read after whatever backlog the broker sent first, at the core's
                 # pace: waiting long for them is normal, not a dead connection (keepalive catches that).
                 if filters:
@@ -262,15 +231,18 @@ class MqttIngress:
     async def _handle(self, message: aiomqtt.Message, generation: int, emit: Emit) -> None:
         ack = self._ack_for(message, generation)
         topic = message.topic.value
-        route = self._route(topic)
+        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        route, data = self._target(topic, payload)
         if route is None:
-            self.unrouted += 1
             ack()
             return
-        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
         now = route.stats.last_seen = self.clock.now()
         try:
-            items = route.decoder.decode(topic, payload, int(now * 1e9))
+            items: list[Item] = (
+                route.decoder.decode(topic, payload, int(now * 1e9))
+                if data is None
+                else route.decoder.decode_object(topic, data, len(payload), int(now * 1e9))
+            )
         except DecodeError as exc:
             self._reject(route, topic, exc.reason, exc)
             ack()  # nothing to commit: a bad payload is consumed, counted and logged
@@ -279,10 +251,56 @@ class MqttIngress:
             self._reject(route, topic, "decoder_crash", exc)
             ack()
             return
+        if route.watch is not None:
+            route.watch.update(items)
+        if not items:  # ignored or a duplicate: consumed, counted by the decoder, nothing to commit
+            ack()
+            return
         events = sum(1 for item in items if isinstance(item, DeviceEvent))
         route.stats.events += events
         route.stats.readings += len(items) - events
         await emit(Envelope(items, ack))
+
+    def _target(self, topic: str, payload: bytes) -> tuple[Route | None, dict[str, Any] | None]:
+        """The device a message is for (None: counted, to be acked), with the parsed payload when a
+        shared topic needed it to tell."""
+        target = self._route(topic)
+        if not isinstance(target, SharedTopic):
+            if target is None:
+                self.unrouted += 1
+            return target, None
+        try:
+            if len(payload) > target.max_payload:
+                raise DecodeError("too_large", f"{len(payload)} bytes")
+            data = parse_object(payload)
+        except DecodeError as exc:
+            self.unattributed[exc.reason] += 1
+            if self.unattributed.total() & 0x3FF == 1:
+                log.warning("mqtt: unreadable payload on shared topic %s: %s", topic, exc)
+            return None, None
+        route = target.pick(data)
+        if route is None:
+            self.unrouted += 1
+        return route, data
+
+    async def publish(self, topic: str, payload: bytes, ack_within: float = 5.0) -> None:
+        """Publish QoS 1 on the ingress's connection (commands to MQTT-bridged devices).
+
+        Raises DriverConnectionError while disconnected or when the client fails, DriverTimeout when the
+        broker has not acknowledged within `ack_within` s (also when reading is paused by the ReadGate: our
+        PUBACK then waits behind the backlog).
+        """
+        client = self._client
+        if client is None or not self.connected:
+            s = self.settings
+            raise DriverConnectionError(f"not connected to the broker at {s.host}:{s.port}")
+        try:
+            async with asyncio.timeout(ack_within):
+                await client.publish(topic, payload, qos=1, timeout=math.inf)
+        except TimeoutError as exc:
+            raise DriverTimeout(f"the broker did not acknowledge within {ack_within:g} s") from exc
+        except aiomqtt.MqttError as exc:
+            raise DriverConnectionError(f"publish failed: {exc}") from exc
 
     @staticmethod
     def _reject(route: Route, topic: str, reason: str, exc: Exception) -> None:

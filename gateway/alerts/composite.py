@@ -34,6 +34,7 @@ class CompositeInstance(RuleInstance):
 
     pairs: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (device, point) → term indexes
     holding: list[dict[tuple[str, str], float]] = field(default_factory=list)  # per term: pair → since
+    labels: dict[tuple[str, str], str] = field(default_factory=dict)  # labelled points, for the message
 
     def __post_init__(self) -> None:
         self.key = f"{self.estate}/{self.device}/{self.rule.id}"
@@ -66,28 +67,38 @@ class CompositeInstance(RuleInstance):
 
     def shown(self) -> str:
         """Which devices/points make it true, for the message."""
-        return ", ".join(sorted(f"{d} {p}" for held in self.holding for d, p in held))
+        shown = sorted((d, p) for held in self.holding for d, p in held)
+        return ", ".join(
+            f"{d} {p}" + (f"（{self.labels[(d, p)]}）" if (d, p) in self.labels else "") for d, p in shown
+        )
 
 
 def compile_composite(rule: RuleConfig, devices: Iterable[DeviceRef]) -> list[CompositeInstance]:
-    """One instance per estate, or per (estate, zone) with same_zone; only where every term can match."""
-    groups: dict[tuple[str, str], list[DeviceRef]] = {}
+    """One instance per estate, or per (estate, zone) with same_zone; only where every term can match.
+
+    With same_zone a pair belongs to its point's zone, so one panel serving two buildings confirms a fire
+    per building, not across them."""
+    groups: dict[tuple[str, str], dict[tuple[str, str], list[int]]] = {}  # (estate, scope) → pairs
+    labels: dict[tuple[str, str], dict[tuple[str, str], str]] = {}  # (estate, scope) → pair → label
     for ref in devices:
-        scope = ref.zone if rule.same_zone else "*"
-        groups.setdefault((ref.estate, scope), []).append(ref)
-    out = []
-    for (estate, scope), members in groups.items():
-        zone = scope if scope != "*" else ""
-        inst = CompositeInstance(rule, estate, scope, location=zone, zone=zone)
         for index, term in enumerate(rule.terms or ()):
-            for ref in members:
-                if term.device is not None and term.device not in (ref.device, f"{ref.estate}/{ref.device}"):
-                    continue
-                if term.device is None and term.family != ref.family:
-                    continue
-                for point in fnmatch.filter(ref.points, term.point):
-                    inst.pairs.setdefault((ref.device, point), []).append(index)
-        covered = {i for indexes in inst.pairs.values() for i in indexes}
-        if len(covered) == len(rule.terms or ()):
-            out.append(inst)
+            if term.device is not None and term.device not in (ref.device, f"{ref.estate}/{ref.device}"):
+                continue
+            if term.device is None and term.family != ref.family:
+                continue
+            for point in fnmatch.filter(ref.points, term.point):
+                group = (ref.estate, ref.zone_of(point) if rule.same_zone else "*")
+                groups.setdefault(group, {}).setdefault((ref.device, point), []).append(index)
+                if ref.location_of(point) != ref.location_of(None):  # the point has its own label
+                    labels.setdefault(group, {})[(ref.device, point)] = ref.location_of(point)
+    out = []
+    for (estate, scope), pairs in groups.items():
+        covered = {i for indexes in pairs.values() for i in indexes}
+        if len(covered) != len(rule.terms or ()):
+            continue
+        zone = scope if scope != "*" else ""
+        labelled = labels.get((estate, scope), {})
+        out.append(
+            CompositeInstance(rule, estate, scope, location=zone, zone=zone, pairs=pairs, labels=labelled)
+        )
     return out

@@ -9,15 +9,18 @@ schedules use wall time.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.alerts.composite import CompositeInstance
+from gateway.alerts.device import PointPlace
 from gateway.alerts.instance import RuleInstance, Transition
 from gateway.alerts.rules import compile_rules
 from gateway.config.schema import RuleConfig
 from gateway.model import Clock, DeviceEvent, Quality, Reading, Value
+
+_NOWHERE = PointPlace()
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,17 @@ class DeviceInfo:
     zone: str = ""
     holidays: tuple[str, ...] = ()  # ISO dates
     holiday_gate_hours: str | None = None
+    # Points with their own label/zone (a fire panel's detectors across buildings); the rest are where
+    # the device is. Left out of the hash: a device is identified by estate and id.
+    places: Mapping[str, PointPlace] = field(default_factory=dict, hash=False)
+
+    def location_of(self, point: str | None) -> str:
+        """An alarm on a labelled point shows the point's label ("3号楼 2层 烟感"), else the device's."""
+        return self.places.get(point or "", _NOWHERE).label or self.location
+
+    def zone_of(self, point: str | None) -> str:
+        """A point's own zone when it has one, so one panel's points correlate per building."""
+        return self.places.get(point or "", _NOWHERE).zone or self.zone
 
 
 @dataclass

@@ -53,12 +53,12 @@ def compile_rules(rules: Iterable[RuleConfig], devices: Iterable[DeviceRef]) -> 
                 spec = (ref.gate_hours, ref.timezone, ref.holidays, ref.holiday_gate_hours)
                 gate = hours.get(spec) or hours.setdefault(spec, GateHours(*spec))
             if rule.point is not None and any(c in rule.point for c in "*?["):
-                for point in fnmatch.filter(ref.points, rule.point):
-                    instances.append(
-                        RuleInstance(rule, ref.estate, ref.device, ref.location, point, gate, ref.zone)
-                    )
+                points: list[str | None] = list(fnmatch.filter(ref.points, rule.point))
             else:
-                instances.append(
-                    RuleInstance(rule, ref.estate, ref.device, ref.location, None, gate, ref.zone)
-                )
+                points = [None]
+            for point in points:
+                # A point alarm is shown where the point is and correlates in the point's zone.
+                where = point or rule.point
+                location, zone = ref.location_of(where), ref.zone_of(where)
+                instances.append(RuleInstance(rule, ref.estate, ref.device, location, point, gate, zone))
     return instances

@@ -57,6 +57,14 @@ class MqttDeviceConfig(_Strict):
     topic: str = Field(
         description="Topic filter the device publishes under, e.g. estate/sunshine/access_gate/gate-n/#"
     )
+    match: dict[str, str | int | bool] | None = Field(
+        None,
+        description="Payload fields (dotted path → value) that make a message this device's, where "
+        "devices share a topic, e.g. {camera: gate_cam} on frigate/tracked_object_update",
+    )
+    vars: dict[str, str | int | bool] = Field(
+        default_factory=dict, description="Values for the profile's command templates, e.g. {door: 2}"
+    )
 
 
 class HttpPushDeviceConfig(_Strict):

@@ -18,22 +18,31 @@ from typing import Any
 
 import uvicorn
 
+from drivers.anpr.mqtt import PlateDecoder
 from drivers.anpr.receiver import PushReceiver
 from drivers.commands import Commander, ModbusCommander, PulseCommander
 from drivers.modbus_device import ModbusDeviceDriver
+from drivers.mqtt_commands import MqttCommander
 from drivers.mqtt_device import MqttJsonDecoder
 from drivers.profiles import ModbusProfile, MqttProfile
 from drivers.stats import StatsRegistry
 from drivers.transports.modbus import EndpointPool
 from drivers.transports.mqtt import BrokerSettings, MqttIngress, Route
+from drivers.watch import PointWatch
 from gateway.alerts import AlertEngine
 from gateway.alerts.rules import load_default_rules, merge_rules
 from gateway.api import ApiContext, TokenAuth, create_app
 from gateway.config import ConfigError, GatewayConfig
 from gateway.incidents import Grouping, IncidentFeed, IncidentService
 from gateway.ingest import IngestQueue
-from gateway.model import Clock, SystemClock
-from gateway.runtime.anpr import BarrierOpener, push_cameras, registries_of, restore_passes
+from gateway.model import Clock, Family, SystemClock
+from gateway.runtime.anpr import (
+    BarrierOpener,
+    classifier_for,
+    push_cameras,
+    registries_of,
+    restore_passes,
+)
 from gateway.runtime.build import BoundDevice, bind_devices
 from gateway.runtime.pipeline import Pipeline
 from gateway.store import SqliteStore
@@ -105,6 +114,7 @@ class App:
     def _driver_tasks(self) -> dict[str, Callable[[], Awaitable[None]]]:
         tasks: dict[str, Callable[[], Awaitable[None]]] = {}
         routes: list[Route] = []
+        mqtt_commanders: dict[tuple[str, str], Callable[..., MqttCommander]] = {}  # need the ingress
         for bound in self.devices:
             cfg, stats = bound.config, self.stats.for_device(bound.estate, bound.config.id)
             if isinstance(bound.profile, ModbusProfile) and cfg.modbus is not None:
@@ -133,9 +143,14 @@ class App:
                         bound.profile, endpoint, cfg.modbus.unit_id, self.clock
                     )
             elif isinstance(bound.profile, MqttProfile) and cfg.mqtt is not None:
-                routes.append(
-                    Route(cfg.mqtt.topic, MqttJsonDecoder(bound.estate, cfg.id, bound.profile), stats)
-                )
+                decoder = self._mqtt_decoder(bound)
+                watch = PointWatch() if bound.profile.commands and cfg.commands else None
+                routes.append(Route(cfg.mqtt.topic, decoder, stats, cfg.mqtt.match, watch))
+                if watch is not None:  # its commands confirm on the device's own next state readings
+                    mqtt_commanders[(bound.estate, cfg.id)] = functools.partial(
+                        MqttCommander, cfg.id, bound.profile, watch=watch, topic_filter=cfg.mqtt.topic,
+                        variables=cfg.mqtt.vars,
+                    )  # fmt: skip
         if routes:
             m = self.config.mqtt
             settings = BrokerSettings(
@@ -153,7 +168,19 @@ class App:
             )
             ingress = self.mqtt = MqttIngress(settings, routes, self.clock)
             tasks["mqtt ingress"] = lambda: ingress.run(self.queue.put)
+            for key, make in mqtt_commanders.items():
+                self.commanders[key] = make(publisher=ingress)
         return tasks
+
+    def _mqtt_decoder(self, bound: BoundDevice) -> MqttJsonDecoder:
+        """A camera's plate reads are classified by its estate's registry; other devices decode as-is."""
+        assert isinstance(bound.profile, MqttProfile)
+        cfg, stats = bound.config, self.stats.for_device(bound.estate, bound.config.id)
+        if cfg.family is not Family.PLATE_BARRIER:
+            return MqttJsonDecoder(bound.estate, cfg.id, bound.profile, stats)
+        opener = self.opener.for_camera(bound.estate, cfg.id, cfg.barrier) if cfg.barrier else None
+        classifier = classifier_for(bound, self.registries)
+        return PlateDecoder(bound.estate, cfg.id, bound.profile, stats, classifier, opener)
 
     def health(self) -> dict[str, Any]:
         online = [self.engine.online(d.estate, d.config.id) for d in self.devices]
@@ -165,6 +192,7 @@ class App:
             "store_failures": self.pipeline.store_failures,
             "core_errors": self.pipeline.core_errors,
             "mqtt_connected": self.mqtt.connected if self.mqtt else None,
+            "mqtt_unrouted": self.mqtt.unrouted if self.mqtt else None,
             "devices": len(self.devices),
             "devices_online": sum(1 for o in online if o is True),
             "devices_offline": sum(1 for o in online if o is False),

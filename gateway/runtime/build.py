@@ -13,9 +13,10 @@ from drivers.profiles import (
     ProfileError,
     ProfileLibrary,
 )
-from gateway.alerts import DeviceInfo
+from gateway.alerts import DeviceInfo, PointPlace
 from gateway.config import ConfigIssue, DeviceConfig, GatewayConfig
 from gateway.config.loader import PathKey
+from gateway.runtime.mqtt_checks import shared_topic_issues, unknown_vars
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,15 @@ class BoundDevice:
         return DeviceInfo(
             self.estate, self.config.id, self.config.family.value, self.config.location, timeout, self.points,
             self.timezone, self.gate_hours, self.config.zone, self.holidays, self.holiday_gate_hours,
+            places=self.places,
         )  # fmt: skip
+
+    @property
+    def places(self) -> dict[str, PointPlace]:
+        """Points the profile labels or zones (a fire panel's site table); others are where the device is."""
+        if not isinstance(self.profile, ModbusProfile):
+            return {}
+        return {p.name: PointPlace(p.label, p.zone) for p in self.profile.points if p.label or p.zone}
 
     @property
     def points(self) -> tuple[str, ...]:
@@ -93,6 +102,12 @@ def bind_devices(
                     ("estates", e, "devices", d, "commands"),
                     f"estates[{e}].devices[{d}].commands",
                 )
+            elif isinstance(profile, MqttProfile) and (names := unknown_vars(profile, device)):
+                problem(
+                    f"vars {names} are not used by the commands of profile {profile.name!r}",
+                    ("estates", e, "devices", d, "mqtt", "vars"),
+                    f"estates[{e}].devices[{d}].mqtt.vars",
+                )
             else:
                 holidays = tuple(day.isoformat() for day in estate.holidays)
                 bound.append(
@@ -106,10 +121,13 @@ def bind_devices(
                         estate.holiday_gate_hours,
                     )
                 )
+    issues += shared_topic_issues(config, filename, lines)
     return bound, issues
 
 
 def _commands_of(profile: AnyProfile) -> list[str]:
+    if isinstance(profile, MqttProfile):
+        return sorted(profile.commands)
     if not isinstance(profile, ModbusProfile):
         return []
     return sorted({*(profile.control.keys if profile.control else ()), *profile.pulses})
