@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.metadata
 import logging
 import multiprocessing
 import os
@@ -53,6 +52,7 @@ from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as paho
+from machine import cpu_model, version_of  # bench/machine.py: run as a script, bench/ is on sys.path
 
 from gateway.config import ConfigError, GatewayConfig, parse_config
 from gateway.runtime.app import App
@@ -421,23 +421,6 @@ def run_repeat(port: int, work: Workload, repeat: int, timeout: float, tmp: Path
 
 
 # -- report ---------------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
-def version_of(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def mosquitto_version() -> str:
