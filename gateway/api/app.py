@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from gateway import __version__
+from gateway.api.ack_links import ack_router
 from gateway.api.context import ApiContext
 from gateway.api.devices import device_router
 from gateway.api.incidents import incident_router
@@ -31,4 +32,5 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(incident_router(ctx))
     app.include_router(device_router(ctx))
     app.include_router(vehicle_router(ctx))
+    app.include_router(ack_router(ctx))
     return app

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from gateway.config.escalation import EscalationConfig
 from gateway.model import Family, Priority
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -356,6 +357,9 @@ class GatewayConfig(_Strict):
     api: ApiConfig = Field(default_factory=ApiConfig, description="HTTP API")
     http_push: HttpPushConfig = Field(
         default_factory=HttpPushConfig, description="Port where ANPR cameras push (opened if any camera does)"
+    )
+    escalation: EscalationConfig = Field(
+        default_factory=EscalationConfig, description="Escalation policies, ack links (gateway/escalation)"
     )
     profile_dirs: list[str] = Field(default_factory=list, description="Extra folders of user profiles")
     estates: list[EstateConfig] = Field(description="Estates this gateway serves")

@@ -136,6 +136,17 @@ class IncidentService:
         async with self._locked():
             await self._commit(self.manager.expire_shelves(self.clock.now()))
 
+    async def record_escalation(self, incident_id: int, level: int, entries: list[TimelineEntry]) -> None:
+        """Append the escalation engine's notification attempts to the timeline, and raise the level."""
+        async with self._locked():
+            incident = self.manager.by_id.get(incident_id) or await self.store.get_incident(incident_id)
+            if incident is None:
+                return
+            incident.escalation_level = max(incident.escalation_level, level)
+            incident.timeline.extend(entries)
+            incident.updated_at = self.clock.now()
+            await self._commit([IncidentChange(incident, entries=entries)])
+
     async def _commit_or_current(self, change: IncidentChange | None, incident_id: int) -> Incident:
         """Commit an action's change; an action that changed nothing (a repeated ack) returns the incident
         as stored."""

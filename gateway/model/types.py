@@ -194,6 +194,18 @@ class VisitorPass:
 
 
 @dataclass(frozen=True)
+class EscalationStep:
+    """A due notification step of an incident's escalation ladder: a row in the store, not a sleep."""
+
+    id: int | None
+    incident_id: int
+    policy: str
+    step: int  # index into the policy's steps
+    repeat: int  # 0 for the step itself, 1.. for re-notifications
+    due_at: float  # epoch s
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     """One state-changing request: who, when, from where, what, on which target, and how it ended."""
 

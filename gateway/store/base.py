@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from gateway.model import AuditEntry, Incident, IncidentState, OutOfService, Priority, VisitorPass
+from gateway.model import (
+    AuditEntry,
+    EscalationStep,
+    Incident,
+    IncidentState,
+    OutOfService,
+    Priority,
+    VisitorPass,
+)
 
 if TYPE_CHECKING:
     from gateway.incidents.manager import IncidentChange
@@ -52,6 +60,16 @@ class Store(Protocol):
 
     async def load_visitor_passes(self, now: float) -> list[VisitorPass]:
         """Passes that have not ended by `now`."""
+
+    async def plan_escalation(self, steps: list[EscalationStep]) -> int: ...
+
+    async def unplanned_incidents(self, limit: int = 500) -> list[int]: ...
+
+    async def claim_due_steps(self, now: float, limit: int = 500) -> list[EscalationStep]: ...
+
+    async def finish_steps(self, step_ids: list[int]) -> None: ...
+
+    async def next_due(self) -> float | None: ...
 
     async def load_unresolved(self) -> list[Incident]: ...
 

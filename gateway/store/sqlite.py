@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.model import (
     AuditEntry,
+    EscalationStep,
     Incident,
     IncidentState,
     OutOfService,
@@ -105,6 +106,17 @@ MIGRATIONS: list[str] = [
         created_by TEXT NOT NULL, created_at REAL NOT NULL
     );
     CREATE INDEX visitor_passes_until ON visitor_passes(valid_until)
+    """,
+    # 10: escalation ladders: one row per due step (pending → firing → done | cancelled)
+    """
+    CREATE TABLE escalation_steps (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        incident_id INTEGER NOT NULL REFERENCES incidents(id),
+        policy TEXT NOT NULL, step INTEGER NOT NULL, repeat INTEGER NOT NULL,
+        due_at REAL NOT NULL, state TEXT NOT NULL, fired_at REAL,
+        UNIQUE (incident_id, step, repeat)
+    );
+    CREATE INDEX escalation_steps_due ON escalation_steps(state, due_at)
     """,
 ]
 
@@ -302,6 +314,76 @@ class SqliteStore:
                 conn.execute("DELETE FROM visitor_passes WHERE valid_until <= ?", (now,))
             rows = conn.execute(f"SELECT {_PASS_COLUMNS} FROM visitor_passes ORDER BY id").fetchall()
             return [VisitorPass(*row) for row in rows]
+
+        return await self._run(read)
+
+    async def plan_escalation(self, steps: list[EscalationStep]) -> int:
+        """Insert steps; a step already planned (same incident, step, repeat) is left as it is."""
+
+        def write(conn: sqlite3.Connection) -> int:
+            with conn:
+                cursor = conn.executemany(
+                    "INSERT OR IGNORE INTO escalation_steps "
+                    "(incident_id, policy, step, repeat, due_at, state) VALUES (?,?,?,?,?,'pending')",
+                    [(s.incident_id, s.policy, s.step, s.repeat, s.due_at) for s in steps],
+                )
+            return cursor.rowcount
+
+        return await self._run(write)
+
+    async def unplanned_incidents(self, limit: int = 500) -> list[int]:
+        """Open incidents with no escalation rows: new ones, or ones whose planning a crash cut off."""
+
+        def read(conn: sqlite3.Connection) -> list[int]:
+            rows = conn.execute(
+                "SELECT id FROM incidents i WHERE state='open' AND NOT EXISTS "
+                "(SELECT 1 FROM escalation_steps s WHERE s.incident_id = i.id) ORDER BY id LIMIT ?",
+                (limit,),
+            ).fetchall()
+            return [row[0] for row in rows]
+
+        return await self._run(read)
+
+    async def claim_due_steps(self, now: float, limit: int = 500) -> list[EscalationStep]:
+        """Claim the steps due by `now` whose incident is still open (unacknowledged) and not shelved:
+        pending → firing, in one transaction, so each is handed out once. Steps of incidents that were
+        acknowledged, resolved or closed meanwhile are cancelled. Steps left `firing` by a crash are
+        handed out again (the notification may have gone out: at-least-once for a crash mid-send)."""
+
+        def claim(conn: sqlite3.Connection) -> list[EscalationStep]:
+            with conn:
+                conn.execute(
+                    "UPDATE escalation_steps SET state='cancelled' WHERE state IN ('pending','firing') "
+                    "AND incident_id IN (SELECT id FROM incidents WHERE state <> 'open')"
+                )
+                rows = conn.execute(
+                    "SELECT s.id, s.incident_id, s.policy, s.step, s.repeat, s.due_at "
+                    "FROM escalation_steps s JOIN incidents i ON i.id = s.incident_id "
+                    "WHERE s.state IN ('pending','firing') "
+                    "AND s.due_at <= ? AND (i.shelved_until IS NULL OR i.shelved_until <= ?) "
+                    "ORDER BY s.due_at, s.id LIMIT ?",
+                    (now, now, limit),
+                ).fetchall()
+                conn.executemany(
+                    "UPDATE escalation_steps SET state='firing', fired_at=? WHERE id=?",
+                    [(now, row[0]) for row in rows],
+                )
+            return [EscalationStep(*row) for row in rows]
+
+        return await self._run(claim)
+
+    async def finish_steps(self, step_ids: list[int]) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            with conn:
+                done = [(step_id,) for step_id in step_ids]
+                conn.executemany("UPDATE escalation_steps SET state='done' WHERE id=?", done)
+
+        await self._run(write)
+
+    async def next_due(self) -> float | None:
+        def read(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute("SELECT MIN(due_at) FROM escalation_steps WHERE state='pending'").fetchone()
+            return row[0] if row else None
 
         return await self._run(read)
 

@@ -1,0 +1,1 @@
+"""Escalation: duty rosters, escalation policies with store-backed timers, and notification channels."""

@@ -1,0 +1,241 @@
+"""The escalation engine: plans each open incident's ladder as rows in the store, and fires due steps.
+
+    plan:  open incident without rows → its policy's steps, due at opened_at + after   (store rows)
+    fire:  claim due rows (pending → firing, one transaction) → people on duty → one notification per
+           person per step (an alarm flood is one grouped message) → channels with retry and fall-over
+           → timeline entries and the escalation level → rows done; a repeating last step plans its next
+
+The incidents table is the source of truth: an incident acknowledged, resolved or closed meanwhile has its
+rows cancelled by the claim itself, so an ack stops the ladder without any message passing. Nothing is
+held in memory across ticks, so a kill -9 loses nothing: after a restart, overdue rows fire at once.
+The engine only reads incidents and appends timeline entries through the IncidentService; it never
+blocks the alert core (it runs in its own task, and channels have their own timeouts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from gateway.config.escalation import EscalationPolicyConfig, EscalationStepConfig
+from gateway.escalation.policy import PolicyBook
+from gateway.escalation.types import Notification, Person
+from gateway.incidents import IncidentService
+from gateway.model import Clock, EscalationStep, Incident, TimelineEntry
+
+log = logging.getLogger(__name__)
+NO_POLICY = "-"  # the marker row of an incident no policy matches (so it is not planned again)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of one channel for one person: what the timeline records."""
+
+    channel: str
+    outcome: str  # sent | failed | skipped
+    detail: str
+    ts: float
+
+
+@dataclass(frozen=True)
+class EstateInfo:
+    name_zh: str
+    name_en: str
+    timezone: str = "Asia/Shanghai"
+
+
+PeopleFor = Callable[[str, str, float], list[Person]]  # (estate, role or person:<id>, at) → people
+Send = Callable[[Notification, Person, Sequence[str]], Awaitable[list[Attempt]]]
+AckUrl = Callable[[int, str], str | None]  # (incident id, person id) → signed link, or None
+
+
+@dataclass
+class EscalationStats:
+    planned: int = 0
+    fired: int = 0
+    notifications: int = 0
+    failed_notifications: int = 0
+    nobody_on_duty: int = 0
+    delays: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))  # s from due to sent
+
+    def delay_percentiles(self) -> dict[str, float | None]:
+        if len(self.delays) < 2:
+            only = self.delays[0] if self.delays else None
+            return {"p50": only, "p99": only}
+        cuts = statistics.quantiles(self.delays, n=100, method="inclusive")
+        return {"p50": round(cuts[49], 4), "p99": round(cuts[98], 4)}
+
+
+@dataclass
+class _Batch:
+    """One person, one step of one policy: the incidents to tell them about in one message."""
+
+    person: Person
+    step: EscalationStepConfig
+    level: int
+    incidents: list[Incident] = field(default_factory=list)
+    rows: list[EscalationStep] = field(default_factory=list)
+
+
+class Escalator:
+    def __init__(
+        self,
+        service: IncidentService,
+        book: PolicyBook,
+        people_for: PeopleFor,
+        send: Send,
+        clock: Clock,
+        estates: dict[str, EstateInfo],
+        locations: dict[tuple[str, str], str],
+        ack_url: AckUrl | None = None,
+        tick: float = 0.2,
+        fallback_role: str = "control_room",
+    ) -> None:
+        self.service, self.store, self.book = service, service.store, book
+        self.people_for, self.send, self.clock = people_for, send, clock
+        self.estates, self.locations, self.ack_url = estates, locations, ack_url
+        self.tick, self.fallback_role = tick, fallback_role
+        self.stats = EscalationStats()
+
+    async def run(self) -> None:
+        """Plan and fire until cancelled; an error costs one tick, not the engine."""
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("escalation tick failed; retrying")
+            await asyncio.sleep(self.tick)
+
+    async def run_once(self) -> None:
+        await self.plan()
+        await self.fire(await self.store.claim_due_steps(self.clock.now()))
+
+    # -- planning ----------------------------------------------------------------------------------
+    async def plan(self) -> None:
+        rows: list[EscalationStep] = []
+        for incident_id in await self.store.unplanned_incidents():
+            incident = await self.store.get_incident(incident_id)
+            if incident is None:
+                continue
+            policy = self.book.for_incident(incident)
+            if policy is None:
+                rows.append(EscalationStep(None, incident.id, NO_POLICY, -1, 0, incident.opened_at))
+                continue
+            rows += [
+                EscalationStep(None, incident.id, policy.id, index, 0, incident.opened_at + step.after)
+                for index, step in enumerate(policy.steps)
+            ]
+        if rows:
+            self.stats.planned += await self.store.plan_escalation(rows)
+
+    # -- firing ------------------------------------------------------------------------------------
+    async def fire(self, due: list[EscalationStep]) -> None:
+        if not due:
+            return
+        now = self.clock.now()
+        batches: dict[tuple[str, str, int], _Batch] = {}
+        notes: dict[int, list[TimelineEntry]] = {}
+        for row in due:
+            policy = self.book.by_id.get(row.policy)
+            incident = await self.store.get_incident(row.incident_id)
+            if policy is None or incident is None or row.step >= len(policy.steps):
+                continue  # the no-policy marker, or a policy removed from the config since
+            self.stats.fired += 1
+            step = policy.steps[row.step]
+            people, note = self._people(incident, step, now)
+            if note:
+                notes.setdefault(incident.id, []).append(note)
+            for person in people:
+                key = (person.id, policy.id, row.step)
+                batch = batches.setdefault(key, _Batch(person, step, row.step + 1))
+                batch.incidents.append(incident)
+                batch.rows.append(row)
+        results = await asyncio.gather(*(self._notify(batch) for batch in batches.values()))
+        for batch, entries in zip(batches.values(), results, strict=True):
+            for incident in batch.incidents:
+                notes.setdefault(incident.id, []).extend(entries)
+        levels = {row.incident_id: row.step + 1 for row in due if row.step >= 0}
+        for incident_id, entries in notes.items():
+            await self.service.record_escalation(incident_id, levels.get(incident_id, 0), entries)
+        await self._plan_repeats(due, now)
+        await self.store.finish_steps([row.id for row in due if row.id is not None])
+
+    def _people(
+        self, incident: Incident, step: EscalationStepConfig, at: float
+    ) -> tuple[list[Person], TimelineEntry | None]:
+        people: dict[str, Person] = {}
+        for target in step.notify:
+            for person in self.people_for(incident.estate, target, at):
+                people.setdefault(person.id, person)
+        if people:
+            return list(people.values()), None
+        self.stats.nobody_on_duty += 1
+        fallback = self.people_for(incident.estate, self.fallback_role, at)
+        detail = {"roles": step.notify, "fallback": self.fallback_role, "found": [p.id for p in fallback]}
+        log.warning("%s: nobody on duty for %s; telling %s", incident.estate, step.notify, self.fallback_role)
+        return fallback, TimelineEntry(at, "escalation_nobody_on_duty", "system", detail)
+
+    async def _notify(self, batch: _Batch) -> list[TimelineEntry]:
+        first = batch.incidents[0]
+        estate = self.estates.get(first.estate, EstateInfo(first.estate, first.estate))
+        titles = [i.title for i in batch.incidents]
+        notification = Notification(
+            estate=first.estate,
+            estate_name_zh=estate.name_zh,
+            estate_name_en=estate.name_en,
+            incident_ids=tuple(i.id for i in batch.incidents),
+            priority=min((i.priority for i in batch.incidents), key=lambda p: p.rank),
+            title_zh=titles[0] if len(titles) == 1 else f"{len(titles)} 起事件：" + "；".join(titles[:3]),
+            title_en=first.title_en
+            if len(titles) == 1
+            else f"{len(titles)} incidents, first: {first.title_en}",
+            device=first.device,
+            location=self.locations.get((first.estate, first.device), ""),
+            opened_at=first.opened_at,
+            step=batch.level - 1,
+            ack_url=self.ack_url(first.id, batch.person.id) if self.ack_url and len(titles) == 1 else None,
+            timezone=estate.timezone,
+        )
+        attempts = await self.send(notification, batch.person, batch.step.channels)
+        sent = any(a.outcome == "sent" for a in attempts)
+        self.stats.notifications += 1
+        if sent:
+            done = self.clock.now()
+            self.stats.delays.extend(done - row.due_at for row in batch.rows)
+        else:
+            self.stats.failed_notifications += 1
+        detail = {
+            "level": batch.level,
+            "person": batch.person.id,
+            "name": batch.person.name,
+            "outcome": "sent" if sent else "failed",
+            "attempts": [
+                {"channel": a.channel, "outcome": a.outcome, "detail": a.detail[:200]} for a in attempts
+            ],
+            "grouped": len(batch.incidents),
+        }
+        return [
+            TimelineEntry(self.clock.now(), "notified" if sent else "notification_failed", "system", detail)
+        ]
+
+    async def _plan_repeats(self, due: list[EscalationStep], now: float) -> None:
+        repeats = []
+        for row in due:
+            policy: EscalationPolicyConfig | None = self.book.by_id.get(row.policy)
+            if policy is None or row.step != len(policy.steps) - 1:
+                continue
+            step = policy.steps[row.step]
+            if step.repeat_every is not None and row.repeat < step.repeat_max:
+                repeats.append(
+                    EscalationStep(
+                        None, row.incident_id, row.policy, row.step, row.repeat + 1, now + step.repeat_every
+                    )
+                )
+        if repeats:
+            await self.store.plan_escalation(repeats)

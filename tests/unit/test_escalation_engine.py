@@ -1,0 +1,231 @@
+"""The escalation engine on a real SQLite store with an injected clock: ladder timing, ack stops it,
+restart resumes it exactly once, repeats, empty rosters, floods grouped per person and step.
+
+Channels are a recording seam here (the channel tests use real local receivers)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from gateway.alerts import Transition
+from gateway.config.escalation import EscalationPolicyConfig
+from gateway.escalation.engine import Attempt, Escalator, EstateInfo
+from gateway.escalation.policy import PolicyBook, load_default_policies, merge_policies
+from gateway.escalation.types import Notification, Person
+from gateway.incidents import Grouping, IncidentService
+from gateway.model import ManualClock, Priority
+from gateway.store import SqliteStore
+
+T0 = 1_800_000_000.0
+PEOPLE = {
+    "control_room": [Person("li", "李值班", phone="+8613800000001")],
+    "duty_manager": [Person("wang", "王经理", phone="+8613800000002")],
+    "estate_manager": [Person("zhao", "赵项目经理")],
+    "fire_liaison": [Person("sun", "孙消防联络")],
+    "engineer_on_call": [],
+}
+
+
+class Rig:
+    def __init__(
+        self, tmp_path: Path, clock: ManualClock, policies: list[EscalationPolicyConfig] | None = None
+    ):
+        self.path, self.clock = tmp_path / "esc.db", clock
+        self.policies = policies or merge_policies(load_default_policies(), [])
+        self.sent: list[tuple[float, str, tuple[int, ...], int, tuple[str, ...]]] = []
+        self.fail_channels: set[str] = set()
+
+    async def start(self) -> tuple[IncidentService, Escalator]:
+        store = SqliteStore(self.path)
+        await store.open()
+        service = IncidentService(
+            store, self.clock, grouping=Grouping(correlation_window=0, flood_count=1000)
+        )
+        await service.start()
+
+        async def send(notification: Notification, person: Person, channels: Sequence[str]) -> list[Attempt]:
+            attempts = []
+            for channel in channels:
+                ok = channel not in self.fail_channels
+                attempts.append(Attempt(channel, "sent" if ok else "failed", "", self.clock.now()))
+                if ok:
+                    self.sent.append(
+                        (
+                            self.clock.now(),
+                            person.id,
+                            notification.incident_ids,
+                            notification.step,
+                            tuple(channels),
+                        )
+                    )
+                    break
+            return attempts
+
+        def people_for(estate: str, target: str, at: float) -> list[Person]:
+            return list(PEOPLE.get(target, []))
+
+        escalator = Escalator(
+            service, PolicyBook(self.policies), people_for, send, self.clock,
+            {"sunshine": EstateInfo("阳光花园", "Sunshine Garden")}, {}, ack_url=lambda i, p: f"http://x/ack/{i}/{p}",
+        )  # fmt: skip
+        return service, escalator
+
+
+def fire(ts: float, device: str = "fire-1", point: str = "L1-D002.fire") -> Transition:
+    key = f"sunshine/{device}/fire_point_fire/{point}"
+    return Transition(
+        key, "sunshine", device, "fire_point_fire", Priority.CRITICAL, True, ts, 1, "火警", "FIRE"
+    )
+
+
+async def test_fire_ladder_with_ack_between_steps(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    rig = Rig(tmp_path, clock)
+    service, esc = await rig.start()
+    [opened] = await service.apply([fire(T0)])
+    await esc.run_once()
+    assert [(s[1], s[3]) for s in rig.sent] == [("li", 0)]  # control room at once
+    clock.advance(59)
+    await esc.run_once()
+    assert len(rig.sent) == 1
+    clock.advance(1.5)
+    await esc.run_once()
+    assert [(s[1], s[3]) for s in rig.sent] == [("li", 0), ("wang", 1)]  # duty manager after 60 s
+    await service.acknowledge(opened.incident.id, "li")
+    clock.advance(200)
+    await esc.run_once()
+    assert len(rig.sent) == 2  # ack stopped the ladder
+    incident = await service.get(opened.incident.id)
+    assert incident is not None and incident.escalation_level == 2
+    notified = [e for e in incident.timeline if e.action == "notified"]
+    assert [e.detail["person"] for e in notified] == ["li", "wang"]
+    assert notified[0].detail["attempts"][0]["channel"] == "console"
+
+
+async def test_restart_between_steps_fires_the_next_step_once(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    rig = Rig(tmp_path, clock)
+    service, esc = await rig.start()
+    await service.apply([fire(T0)])
+    await esc.run_once()
+    await service.store.close()  # the process dies: nothing in memory survives
+    clock.advance(400)  # down past steps 1 (60 s) and 2 (180 s)
+    service, esc = await rig.start()
+    await esc.run_once()
+    await esc.run_once()
+    steps = [(s[1], s[3]) for s in rig.sent]
+    assert steps == [("li", 0), ("wang", 1), ("zhao", 2), ("sun", 2)]
+    clock.advance(1)
+    await esc.run_once()
+    assert len(rig.sent) == 4  # nothing twice
+
+
+async def test_last_step_repeats_until_acknowledged(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    rig = Rig(tmp_path, clock)
+    service, esc = await rig.start()
+    [opened] = await service.apply([fire(T0)])
+    for _ in range(5):
+        await esc.run_once()
+        clock.advance(181)
+    repeats = [s for s in rig.sent if s[1] == "zhao"]
+    assert len(repeats) == 2  # at 180 s, then the first re-notification (every 300 s)
+    await service.acknowledge(opened.incident.id, "zhao")
+    clock.advance(1000)
+    await esc.run_once()
+    assert len([s for s in rig.sent if s[1] == "zhao"]) == 2
+
+
+async def test_nobody_on_duty_falls_back_to_the_control_room_and_says_so(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    engineer_only = EscalationPolicyConfig.model_validate(
+        {
+            "id": "gen",
+            "rules": ["gen_*"],
+            "steps": [{"after": 0, "notify": ["engineer_on_call"], "channels": ["sms"]}],
+        }
+    )
+    rig = Rig(tmp_path, clock, [engineer_only])
+    service, esc = await rig.start()
+    t = Transition("sunshine/gen-1/gen_fail_to_start", "sunshine", "gen-1", "gen_fail_to_start",
+                   Priority.CRITICAL, True, T0, 1, "发电机未启动", "Generator failed to start")  # fmt: skip
+    [opened] = await service.apply([t])
+    await esc.run_once()
+    assert [s[1] for s in rig.sent] == ["li"]  # engineer_on_call is empty; the control room is told
+    incident = await service.get(opened.incident.id)
+    assert incident is not None
+    [note] = [e for e in incident.timeline if e.action == "escalation_nobody_on_duty"]
+    assert note.detail == {"roles": ["engineer_on_call"], "fallback": "control_room", "found": ["li"]}
+    assert esc.stats.nobody_on_duty == 1
+
+
+async def test_a_flood_is_one_message_per_person_per_step(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    rig = Rig(tmp_path, clock)
+    service, esc = await rig.start()
+    await service.apply([fire(T0 + i * 0.01, point=f"L1-D{i:03}.fire") for i in range(200)])
+    clock.advance(2)  # 200 fire points within 2 s; the engine looks once
+    await esc.run_once()
+    assert len(rig.sent) == 1
+    _, person, incidents, step, _ = rig.sent[0]
+    assert person == "li" and step == 0 and len(incidents) == 200
+
+
+async def test_failed_channels_fall_over_and_are_recorded(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    rig = Rig(tmp_path, clock)
+    rig.fail_channels = {"console"}
+    service, esc = await rig.start()
+    [opened] = await service.apply([fire(T0)])
+    await esc.run_once()
+    assert rig.sent[0][4] == ("console", "dingtalk", "sms")
+    incident = await service.get(opened.incident.id)
+    assert incident is not None
+    [entry] = [e for e in incident.timeline if e.action == "notified"]
+    assert [a["outcome"] for a in entry.detail["attempts"]] == ["failed", "sent"]
+    rig.fail_channels = {"console", "dingtalk", "sms", "email"}
+    clock.advance(61)
+    await esc.run_once()
+    incident = await service.get(opened.incident.id)
+    assert incident is not None
+    assert [e.action for e in incident.timeline][-1] == "notification_failed"
+    assert esc.stats.failed_notifications == 1
+
+
+def test_site_policies_replace_defaults_by_id_and_go_first() -> None:
+    site = [
+        EscalationPolicyConfig.model_validate(
+            {
+                "id": "fire",
+                "priorities": ["critical"],
+                "steps": [{"after": 0, "notify": ["control_room"], "channels": ["sms"]}],
+            }
+        ),
+        EscalationPolicyConfig.model_validate(
+            {
+                "id": "vip",
+                "rules": ["gate_*"],
+                "steps": [{"after": 0, "notify": ["person:wang"], "channels": ["sms"]}],
+            }
+        ),
+        EscalationPolicyConfig.model_validate(
+            {"id": "routine", "enabled": False, "steps": [{"after": 0, "notify": ["x"], "channels": ["y"]}]}
+        ),
+    ]
+    merged = merge_policies(load_default_policies(), site)
+    ids = [p.id for p in merged]
+    assert ids[0] == "vip" and "routine" not in ids and ids.count("fire") == 1
+    assert len(next(p for p in merged if p.id == "fire").steps) == 1
+    with pytest.raises(ValueError, match="in order of 'after'"):
+        EscalationPolicyConfig.model_validate(
+            {
+                "id": "x",
+                "steps": [
+                    {"after": 60, "notify": ["a"], "channels": ["b"]},
+                    {"after": 0, "notify": ["a"], "channels": ["b"]},
+                ],
+            }
+        )
