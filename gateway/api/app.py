@@ -11,6 +11,7 @@ from gateway import __version__
 from gateway.api.ack_links import ack_router
 from gateway.api.context import ApiContext
 from gateway.api.devices import device_router
+from gateway.api.duty import duty_router
 from gateway.api.incidents import incident_router
 from gateway.api.vehicles import vehicle_router
 
@@ -32,5 +33,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(incident_router(ctx))
     app.include_router(device_router(ctx))
     app.include_router(vehicle_router(ctx))
+    app.include_router(duty_router(ctx))
     app.include_router(ack_router(ctx))
     return app

@@ -11,6 +11,7 @@ from drivers.stats import StatsRegistry
 from gateway.alerts import DeviceInfo
 from gateway.api.auth import TokenAuth
 from gateway.escalation.links import AckLinks
+from gateway.escalation.roster import Roster
 from gateway.incidents import IncidentService
 
 
@@ -29,5 +30,6 @@ class ApiContext:
     health: Callable[[], dict[str, Any]] = field(default=lambda: {})
     registries: dict[str, VehicleRegistry] = field(default_factory=dict)  # by estate
     timezones: dict[str, str] = field(default_factory=dict)  # by estate
+    rosters: dict[str, Roster] = field(default_factory=dict)  # duty rosters, by estate
     ack_links: AckLinks | None = None  # one-click acknowledge links (escalation.public_url set)
     started: float = field(default_factory=time.time)

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from gateway.config.duty import DutyConfig
 from gateway.config.escalation import EscalationConfig
 from gateway.model import Family, Priority
 
@@ -162,6 +163,7 @@ class EstateConfig(_Strict):
     )
     devices: list[DeviceConfig] = Field(default_factory=list, description="Devices of this estate")
     vehicles: VehiclesConfig = Field(default_factory=VehiclesConfig, description="Vehicle registry")
+    duty: DutyConfig | None = Field(None, description="Duty roster: shifts, who is on duty in each role")
 
     @model_validator(mode="after")
     def _unique_devices(self) -> EstateConfig:
