@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.escalation.channel_config import ChannelConfig
 from gateway.model import Priority
 
 
@@ -66,3 +67,16 @@ class EscalationConfig(_Strict):
     policies: list[EscalationPolicyConfig] = Field(
         default_factory=list, description="Site policies, added to (or replacing) the shipped defaults"
     )
+    channels: list[ChannelConfig] = Field(
+        default_factory=list, description="Notification channels by name (webhook, sms_http, dingtalk, ...)"
+    )
+    attempts: int = Field(3, ge=1, le=10, description="Tries per channel before falling over to the next")
+    backoff: float = Field(2.0, gt=0, le=60, description="Seconds before the first retry; doubles each time")
+
+    @model_validator(mode="after")
+    def _unique_channels(self) -> EscalationConfig:
+        names = [channel.name for channel in self.channels]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"channel names appear twice: {dupes}")
+        return self

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from gateway.config.escalation import EscalationPolicyConfig, EscalationStepConfig
+from gateway.escalation.delivery import AttemptRecord
 from gateway.escalation.policy import PolicyBook
 from gateway.escalation.types import Notification, Person
 from gateway.incidents import IncidentService
@@ -29,16 +30,7 @@ from gateway.model import Clock, EscalationStep, Incident, TimelineEntry
 
 log = logging.getLogger(__name__)
 NO_POLICY = "-"  # the marker row of an incident no policy matches (so it is not planned again)
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One try of one channel for one person: what the timeline records."""
-
-    channel: str
-    outcome: str  # sent | failed | skipped
-    detail: str
-    ts: float
+ROLE_GROUP = {"control_room": "控制室 / control room", "duty_manager": "值班经理 / duty manager"}
 
 
 @dataclass(frozen=True)
@@ -49,7 +41,7 @@ class EstateInfo:
 
 
 PeopleFor = Callable[[str, str, float], list[Person]]  # (estate, role or person:<id>, at) → people
-Send = Callable[[Notification, Person, Sequence[str]], Awaitable[list[Attempt]]]
+Send = Callable[[Notification, Person, Sequence[str]], Awaitable[list[AttemptRecord]]]
 AckUrl = Callable[[int, str], str | None]  # (incident id, person id) → signed link, or None
 
 
@@ -179,28 +171,30 @@ class Escalator:
         fallback = self.people_for(incident.estate, self.fallback_role, at)
         detail = {"roles": step.notify, "fallback": self.fallback_role, "found": [p.id for p in fallback]}
         log.warning("%s: nobody on duty for %s; telling %s", incident.estate, step.notify, self.fallback_role)
+        if not fallback:  # no roster at all: the step's group channels (robots, webhook, console) still fire
+            fallback = [Person(self.fallback_role, ROLE_GROUP.get(self.fallback_role, self.fallback_role))]
         return fallback, TimelineEntry(at, "escalation_nobody_on_duty", "system", detail)
 
     async def _notify(self, batch: _Batch) -> list[TimelineEntry]:
         first = batch.incidents[0]
         estate = self.estates.get(first.estate, EstateInfo(first.estate, first.estate))
-        titles = [i.title for i in batch.incidents]
+        flood = len(batch.incidents) > 1
+        count = len(batch.incidents)
         notification = Notification(
             estate=first.estate,
             estate_name_zh=estate.name_zh,
             estate_name_en=estate.name_en,
             incident_ids=tuple(i.id for i in batch.incidents),
             priority=min((i.priority for i in batch.incidents), key=lambda p: p.rank),
-            title_zh=titles[0] if len(titles) == 1 else f"{len(titles)} 起事件：" + "；".join(titles[:3]),
-            title_en=first.title_en
-            if len(titles) == 1
-            else f"{len(titles)} incidents, first: {first.title_en}",
+            title_zh=f"{count} 起事件（告警泛滥）" if flood else first.title,
+            title_en=f"{count} incidents (alarm flood)" if flood else first.title_en,
             device=first.device,
             location=self.locations.get((first.estate, first.device), ""),
             opened_at=first.opened_at,
             step=batch.level - 1,
-            ack_url=self.ack_url(first.id, batch.person.id) if self.ack_url and len(titles) == 1 else None,
+            ack_url=self.ack_url(first.id, batch.person.id) if self.ack_url and not flood else None,
             timezone=estate.timezone,
+            member_titles=tuple((i.title, i.title_en) for i in batch.incidents) if flood else (),
         )
         attempts = await self.send(notification, batch.person, batch.step.channels)
         sent = any(a.outcome == "sent" for a in attempts)

@@ -44,6 +44,7 @@ from gateway.runtime.anpr import (
     restore_passes,
 )
 from gateway.runtime.build import BoundDevice, bind_devices
+from gateway.runtime.escalation import EscalationRuntime
 from gateway.runtime.pipeline import Pipeline
 from gateway.store import SqliteStore
 
@@ -100,6 +101,14 @@ class App:
         rules = merge_rules(load_default_rules(), config.rules)
         self.engine = AlertEngine(rules, [d.info for d in devices], self.clock)
         self.pipeline = Pipeline(self.queue, self.engine, self.service)
+        self.escalation: EscalationRuntime | None = None
+        if config.escalation.enabled:
+            has_mqtt = any(isinstance(d.profile, MqttProfile) for d in devices)
+            self.escalation = EscalationRuntime(
+                config, self.service, {(d.estate, d.config.id): d.config.location for d in devices},
+                self.clock, self._publish if has_mqtt else None,
+            )  # fmt: skip
+        self._escalation_task: asyncio.Task[None] | None = None
         self.endpoints = EndpointPool()
         self.mqtt: MqttIngress | None = None
         self.commanders: dict[tuple[str, str], Commander] = {}
@@ -202,7 +211,14 @@ class App:
             "alarms_in_flood": self.service.manager.flooded,
             "chattering_alarms": self.service.manager.chattering,
             "transitions_held_out_of_service": self.service.manager.held,
+            **(self.escalation.health() if self.escalation else {}),
         }
+
+    async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        """The MQTT notification channel's way out: the ingress's connection (QoS 1)."""
+        if self.mqtt is None:
+            raise ConnectionError("no MQTT connection")
+        await self.mqtt.publish(topic, payload)
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -226,6 +242,8 @@ class App:
             for name, factory in self._driver_tasks().items()
         ]
         log.info("drivers: %d started", len(driver_tasks))
+        if self.escalation is not None:
+            self._escalation_task = asyncio.create_task(self.escalation.run(), name="escalation")
         self.ready.set()
         try:
             await stop.wait()
@@ -246,6 +264,8 @@ class App:
             commanders=self.commanders,  # filled as the drivers start (the same dict)
             command_policy={(d.estate, d.config.id): dict(d.config.commands) for d in self.devices},
             registries=self.registries,
+            rosters=self.escalation.rosters if self.escalation else {},
+            ack_links=self.escalation.links if self.escalation else None,
             timezones={e.id: e.timezone for e in self.config.estates},
         )
         server, task, self.api_port = await _serve(create_app(ctx), api.host, api.port, "api")
@@ -287,6 +307,11 @@ class App:
         await asyncio.gather(pipeline, return_exceptions=True)
         flushed = await self.pipeline.flush(deadline - 1.0)
         log.info("stopping: flushed %d queued deliveries", flushed)
+        if self._escalation_task is not None:  # a step cut mid-send is claimed again after the restart
+            self._escalation_task.cancel()
+            await asyncio.gather(self._escalation_task, return_exceptions=True)
+        if self.escalation is not None:
+            await self.escalation.close()
         await _shut(api, deadline - time.monotonic() - 0.5)
         self.endpoints.close()
         await self.store.close()

@@ -12,7 +12,8 @@ import pytest
 
 from gateway.alerts import Transition
 from gateway.config.escalation import EscalationPolicyConfig
-from gateway.escalation.engine import Attempt, Escalator, EstateInfo
+from gateway.escalation.delivery import AttemptRecord
+from gateway.escalation.engine import Escalator, EstateInfo
 from gateway.escalation.policy import PolicyBook, load_default_policies, merge_policies
 from gateway.escalation.types import Notification, Person
 from gateway.incidents import Grouping, IncidentService
@@ -46,11 +47,13 @@ class Rig:
         )
         await service.start()
 
-        async def send(notification: Notification, person: Person, channels: Sequence[str]) -> list[Attempt]:
+        async def send(
+            notification: Notification, person: Person, channels: Sequence[str]
+        ) -> list[AttemptRecord]:
             attempts = []
             for channel in channels:
                 ok = channel not in self.fail_channels
-                attempts.append(Attempt(channel, "sent" if ok else "failed", "", self.clock.now()))
+                attempts.append(AttemptRecord(channel, "sent" if ok else "failed", "", self.clock.now()))
                 if ok:
                     self.sent.append(
                         (
