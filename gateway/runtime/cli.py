@@ -104,6 +104,7 @@ async def _demo(args: argparse.Namespace) -> None:
         "DEMO_API_TOKEN": token,
         "DEMO_PUSH_PORT": str(free_port()),
         "DEMO_CAMERA_TOKEN": secrets.token_urlsafe(24),
+        "DEMO_LINK_SECRET": secrets.token_urlsafe(24),
         "DEMO_MQTT_PROTOCOL": "3.1.1" if isinstance(broker, EmbeddedBroker) else "5",  # amqtt lacks MQTT 5
     }
     try:

@@ -88,6 +88,7 @@ def test_check_config_catches_profile_mismatch(tmp_path: Path, capsys: pytest.Ca
 def test_check_config_accepts_the_demo_estate(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEMO_API_TOKEN", "a-long-enough-demo-token")
     monkeypatch.setenv("DEMO_CAMERA_TOKEN", "a-long-enough-camera-token")
+    monkeypatch.setenv("DEMO_LINK_SECRET", "a-long-enough-link-secret")
     demo = Path(__file__).parents[2] / "deploy" / "examples" / "demo-estate.yaml"
     assert main(["check-config", str(demo)]) == 0
 
