@@ -70,6 +70,14 @@ class EscalationConfig(_Strict):
     channels: list[ChannelConfig] = Field(
         default_factory=list, description="Notification channels by name (webhook, sms_http, dingtalk, ...)"
     )
+    group_interval: float = Field(
+        10.0, ge=0, le=600,
+        description="A person told about a step is told about more incidents of it at most this often: an "
+        "alarm flood is one message per interval with the count, not one per incident (0: off)",
+    )  # fmt: skip
+    channel_alarm_after: int = Field(
+        3, ge=1, le=100, description="Failed tries in a row after which a channel raises a health alarm"
+    )
     attempts: int = Field(3, ge=1, le=10, description="Tries per channel before falling over to the next")
     backoff: float = Field(2.0, gt=0, le=60, description="Seconds before the first retry; doubles each time")
 

@@ -21,12 +21,13 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from gateway.alerts import Transition
 from gateway.config.escalation import EscalationPolicyConfig, EscalationStepConfig
 from gateway.escalation.delivery import AttemptRecord
 from gateway.escalation.policy import PolicyBook
 from gateway.escalation.types import Notification, Person
 from gateway.incidents import IncidentService
-from gateway.model import Clock, EscalationStep, Incident, TimelineEntry
+from gateway.model import Clock, EscalationStep, Incident, Priority, TimelineEntry
 
 log = logging.getLogger(__name__)
 NO_POLICY = "-"  # the marker row of an incident no policy matches (so it is not planned again)
@@ -52,6 +53,7 @@ class EscalationStats:
     notifications: int = 0
     failed_notifications: int = 0
     nobody_on_duty: int = 0
+    held: int = 0  # steps held back to be grouped into a person's next message
     delays: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))  # s from due to sent
 
     def delay_percentiles(self) -> dict[str, float | None]:
@@ -69,6 +71,7 @@ class _Batch:
     person: Person
     step: EscalationStepConfig
     level: int
+    key_policy: str
     incidents: list[Incident] = field(default_factory=list)
     rows: list[EscalationStep] = field(default_factory=list)
 
@@ -86,12 +89,19 @@ class Escalator:
         ack_url: AckUrl | None = None,
         tick: float = 0.2,
         fallback_role: str = "control_room",
+        group_interval: float = 0.0,
+        channel_alarm_after: int = 3,
     ) -> None:
         self.service, self.store, self.book = service, service.store, book
         self.people_for, self.send, self.clock = people_for, send, clock
         self.estates, self.locations, self.ack_url = estates, locations, ack_url
         self.tick, self.fallback_role = tick, fallback_role
         self.stats = EscalationStats()
+        self.group_interval, self.channel_alarm_after = group_interval, channel_alarm_after
+        # In memory on purpose: after a restart the worst case is one message more, never one less.
+        self._last_sent: dict[tuple[str, str, int], float] = {}  # (person, policy, step) → last sent
+        self._channel_failures: dict[tuple[str, str], int] = {}  # (estate, channel) → failed tries in a row
+        self._channel_alarmed: set[str] = set()  # alarm keys currently raised
 
     async def run(self) -> None:
         """Plan and fire until cancelled; an error costs one tick, not the engine."""
@@ -131,23 +141,11 @@ class Escalator:
         if not due:
             return
         now = self.clock.now()
-        batches: dict[tuple[str, str, int], _Batch] = {}
-        notes: dict[int, list[TimelineEntry]] = {}
-        for row in due:
-            policy = self.book.by_id.get(row.policy)
-            incident = await self.store.get_incident(row.incident_id)
-            if policy is None or incident is None or row.step >= len(policy.steps):
-                continue  # the no-policy marker, or a policy removed from the config since
-            self.stats.fired += 1
-            step = policy.steps[row.step]
-            people, note = self._people(incident, step, now)
-            if note:
-                notes.setdefault(incident.id, []).append(note)
-            for person in people:
-                key = (person.id, policy.id, row.step)
-                batch = batches.setdefault(key, _Batch(person, step, row.step + 1))
-                batch.incidents.append(incident)
-                batch.rows.append(row)
+        batches, notes = await self._batches(due, now)
+        held = await self._hold_for_grouping(batches, now)
+        if held:
+            due = [row for row in due if row.id not in held]
+            notes = {i: n for i, n in notes.items() if i in {row.incident_id for row in due}}
         results = await asyncio.gather(*(self._notify(batch) for batch in batches.values()))
         for batch, entries in zip(batches.values(), results, strict=True):
             for incident in batch.incidents:
@@ -155,8 +153,86 @@ class Escalator:
         levels = {row.incident_id: row.step + 1 for row in due if row.step >= 0}
         for incident_id, entries in notes.items():
             await self.service.record_escalation(incident_id, levels.get(incident_id, 0), entries)
+        await self._channel_alarms(now)
         await self._plan_repeats(due, now)
         await self.store.finish_steps([row.id for row in due if row.id is not None])
+
+    async def _batches(
+        self, due: list[EscalationStep], now: float
+    ) -> tuple[dict[tuple[str, str, int], _Batch], dict[int, list[TimelineEntry]]]:
+        """Group the due steps by (person, policy, step): one message each, however many incidents."""
+        batches: dict[tuple[str, str, int], _Batch] = {}
+        notes: dict[int, list[TimelineEntry]] = {}
+        for row in due:
+            policy = self.book.by_id.get(row.policy)
+            incident = await self.store.get_incident(row.incident_id)
+            if policy is None or incident is None or row.step >= len(policy.steps):
+                continue  # the no-policy marker, or a policy removed from the config since
+            step = policy.steps[row.step]
+            people, note = self._people(incident, step, now)
+            if note:
+                notes.setdefault(incident.id, []).append(note)
+            for person in people:
+                key = (person.id, policy.id, row.step)
+                batch = batches.setdefault(key, _Batch(person, step, row.step + 1, policy.id))
+                batch.incidents.append(incident)
+                batch.rows.append(row)
+        return batches, notes
+
+    async def _hold_for_grouping(
+        self, batches: dict[tuple[str, str, int], _Batch], now: float
+    ) -> set[int | None]:
+        """A person told about this step less than `group_interval` ago gets the rest in one message
+        when the interval ends (Alertmanager's group_interval): their rows go back to the store, held."""
+        if self.group_interval <= 0:
+            return set()
+        held: dict[float, set[int | None]] = {}
+        for key, batch in batches.items():
+            last = self._last_sent.get(key)
+            if last is not None and now < last + self.group_interval:
+                held.setdefault(last + self.group_interval, set()).update(row.id for row in batch.rows)
+        every = set().union(*held.values()) if held else set()
+        for until, ids in held.items():
+            await self.store.hold_steps([i for i in ids if i is not None], until)
+        for key in list(batches):
+            batch = batches[key]
+            keep = [
+                (row, inc)
+                for row, inc in zip(batch.rows, batch.incidents, strict=True)
+                if row.id not in every
+            ]
+            if not keep:
+                del batches[key]
+            else:
+                batch.rows, batch.incidents = [r for r, _ in keep], [i for _, i in keep]
+        self.stats.held += len(every)
+        return every
+
+    async def _channel_alarms(self, now: float) -> None:
+        """A channel failing `channel_alarm_after` tries in a row raises a health alarm in the estate it
+        failed for; its next delivery clears it. The alarm escalates like any other (over other channels)."""
+        transitions = []
+        for (estate, channel), failures in list(self._channel_failures.items()):
+            key = f"{estate}/gateway/notify_channel_failing/{channel}"
+            raised = key in self._channel_alarmed
+            if failures >= self.channel_alarm_after and not raised:
+                self._channel_alarmed.add(key)
+                transitions.append(self._channel_transition(key, estate, channel, True, now, failures))
+            elif failures == 0 and raised:
+                self._channel_alarmed.discard(key)
+                transitions.append(self._channel_transition(key, estate, channel, False, now, failures))
+        if transitions:
+            await self.service.apply(transitions)
+
+    @staticmethod
+    def _channel_transition(
+        key: str, estate: str, channel: str, active: bool, now: float, n: int
+    ) -> Transition:
+        return Transition(
+            key, estate, "gateway", "notify_channel_failing", Priority.HIGH, active, now, n,
+            f"通知渠道 {channel} 连续 {n} 次发送失败",
+            f"Notification channel {channel} failed {n} times in a row",
+        )  # fmt: skip
 
     def _people(
         self, incident: Incident, step: EscalationStepConfig, at: float
@@ -198,6 +274,14 @@ class Escalator:
         )
         attempts = await self.send(notification, batch.person, batch.step.channels)
         sent = any(a.outcome == "sent" for a in attempts)
+        for attempt in attempts:
+            if attempt.channel != "-":
+                key = (first.estate, attempt.channel)
+                self._channel_failures[key] = (
+                    0 if attempt.outcome == "sent" else self._channel_failures.get(key, 0) + 1
+                )
+        if sent:
+            self._last_sent[(batch.person.id, batch.key_policy, batch.level - 1)] = self.clock.now()
         self.stats.notifications += 1
         if sent:
             done = self.clock.now()

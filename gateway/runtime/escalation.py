@@ -66,6 +66,7 @@ class EscalationRuntime:
         self.escalator = Escalator(
             service, book, people_finder(self.rosters), self._send, clock, estates, locations,
             ack_url=self.links.url if self.links else None, tick=esc.tick, fallback_role=esc.fallback_role,
+            group_interval=esc.group_interval, channel_alarm_after=esc.channel_alarm_after,
         )  # fmt: skip
 
     async def _send(
@@ -90,6 +91,7 @@ class EscalationRuntime:
             "notifications_sent": stats.notifications - stats.failed_notifications,
             "notifications_failed": stats.failed_notifications,
             "nobody_on_duty": stats.nobody_on_duty,
+            "escalation_steps_grouped": stats.held,
             "notify_delay_s": stats.delay_percentiles(),
             "channels_failing": self.delivery.failing(),
             "channels": self.delivery.snapshot(),

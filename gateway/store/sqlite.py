@@ -118,6 +118,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX escalation_steps_due ON escalation_steps(state, due_at)
     """,
+    # 11: a step held back to be grouped with others for the same person (alarm flood)
+    """
+    ALTER TABLE escalation_steps ADD COLUMN hold_until REAL
+    """,
 ]
 
 _COLUMNS = (
@@ -361,8 +365,9 @@ class SqliteStore:
                     "FROM escalation_steps s JOIN incidents i ON i.id = s.incident_id "
                     "WHERE s.state IN ('pending','firing') "
                     "AND s.due_at <= ? AND (i.shelved_until IS NULL OR i.shelved_until <= ?) "
+                    "AND (s.hold_until IS NULL OR s.hold_until <= ?) "
                     "ORDER BY s.due_at, s.id LIMIT ?",
-                    (now, now, limit),
+                    (now, now, now, limit),
                 ).fetchall()
                 conn.executemany(
                     "UPDATE escalation_steps SET state='firing', fired_at=? WHERE id=?",
@@ -377,6 +382,18 @@ class SqliteStore:
             with conn:
                 done = [(step_id,) for step_id in step_ids]
                 conn.executemany("UPDATE escalation_steps SET state='done' WHERE id=?", done)
+
+        await self._run(write)
+
+    async def hold_steps(self, step_ids: list[int], until: float) -> None:
+        """Give claimed steps back (pending), not to be claimed before `until`: grouped with the next."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.executemany(
+                    "UPDATE escalation_steps SET state='pending', hold_until=? WHERE id=?",
+                    [(until, step_id) for step_id in step_ids],
+                )
 
         await self._run(write)
 

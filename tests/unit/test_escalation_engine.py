@@ -5,7 +5,7 @@ Channels are a recording seam here (the channel tests use real local receivers).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -15,10 +15,12 @@ from gateway.config.escalation import EscalationPolicyConfig
 from gateway.escalation.delivery import AttemptRecord
 from gateway.escalation.engine import Escalator, EstateInfo
 from gateway.escalation.policy import PolicyBook, load_default_policies, merge_policies
+from gateway.escalation.roster import Roster, people_finder
 from gateway.escalation.types import Notification, Person
 from gateway.incidents import Grouping, IncidentService
 from gateway.model import ManualClock, Priority
 from gateway.store import SqliteStore
+from tests.unit.test_roster import duty_config, local
 
 T0 = 1_800_000_000.0
 PEOPLE = {
@@ -38,6 +40,8 @@ class Rig:
         self.policies = policies or merge_policies(load_default_policies(), [])
         self.sent: list[tuple[float, str, tuple[int, ...], int, tuple[str, ...]]] = []
         self.fail_channels: set[str] = set()
+        self.group_interval = 0.0
+        self.people_for: Callable[[str, str, float], list[Person]] | None = None
 
     async def start(self) -> tuple[IncidentService, Escalator]:
         store = SqliteStore(self.path)
@@ -73,7 +77,10 @@ class Rig:
         escalator = Escalator(
             service, PolicyBook(self.policies), people_for, send, self.clock,
             {"sunshine": EstateInfo("阳光花园", "Sunshine Garden")}, {}, ack_url=lambda i, p: f"http://x/ack/{i}/{p}",
+            group_interval=self.group_interval,
         )  # fmt: skip
+        if self.people_for is not None:
+            escalator.people_for = self.people_for
         return service, escalator
 
 
@@ -232,3 +239,63 @@ def test_site_policies_replace_defaults_by_id_and_go_first() -> None:
                 ],
             }
         )
+
+
+async def test_a_flood_spread_over_ten_seconds_is_grouped_per_interval(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    rig = Rig(tmp_path, clock)
+    rig.group_interval = 10.0
+    service, esc = await rig.start()
+    for i in range(200):  # one new fire point every 50 ms for 10 s, the engine looking every 100 ms
+        await service.apply([fire(T0 + i * 0.05, point=f"L1-D{i:03}.fire")])
+        if i % 2:
+            clock.advance(0.1)
+            await esc.run_once()
+    for _ in range(120):
+        clock.advance(0.1)
+        await esc.run_once()
+    to_li = [s for s in rig.sent if s[1] == "li" and s[3] == 0]
+    assert len(to_li) <= 3  # the first at once, then one grouped message per 10 s
+    told = [i for s in to_li for i in s[2]]
+    assert sorted(told) == list(range(1, 201))  # every incident exactly once
+    assert to_li[0][0] == T0 + 0.1 and len(to_li[0][2]) == 2  # the first tick's fires were not held back
+    assert esc.stats.held >= 198
+
+
+async def test_a_failing_channel_raises_a_health_alarm_and_clears_it(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    rig = Rig(tmp_path, clock)
+    rig.fail_channels = {"console"}
+    service, esc = await rig.start()
+    esc.channel_alarm_after = 2
+    for i in range(2):
+        await service.apply([fire(clock.now(), point=f"L1-D{i:03}.fire")])
+        clock.advance(0.5)
+        await esc.run_once()
+    keys = set(service.manager.by_key)
+    assert "sunshine/gateway/notify_channel_failing/console" in keys
+    [alarm] = [i for i in service.manager.by_id.values() if i.rule == "notify_channel_failing"]
+    assert alarm.priority is Priority.HIGH and "console" in alarm.title
+    rig.fail_channels = set()
+    await service.apply([fire(clock.now(), point="L1-D009.fire")])
+    clock.advance(0.5)
+    await esc.run_once()
+    incident = await service.get(alarm.id)
+    assert incident is not None and not incident.active  # delivered again: the alarm returned to normal
+
+
+async def test_a_shift_change_during_escalation_reaches_the_new_shift(tmp_path: Path) -> None:
+    roster = Roster(duty_config())
+    start = local("2026-11-02T19:59:30")  # the day shift's last half minute
+    clock = ManualClock(start)
+    rig = Rig(tmp_path, clock)
+    rig.people_for = people_finder({"sunshine": roster})
+    service, esc = await rig.start()
+    day, night = roster.on_duty("control_room", start), roster.on_duty("control_room", start + 60)
+    assert day and night and day != night
+    await service.apply([fire(start)])
+    await esc.run_once()
+    clock.advance(61)  # step 1 comes due after 20:00
+    await esc.run_once()
+    assert rig.sent[0][1] == day[0].id
+    assert rig.sent[1][1] == roster.on_duty("duty_manager", clock.now())[0].id
