@@ -39,6 +39,11 @@ class EscalationPolicyConfig(_Strict):
         default_factory=list, description="Rule ids or globs (fire_*); empty: any rule of those priorities"
     )
     steps: list[EscalationStepConfig] = Field(min_length=1, description="The ladder, in order of `after`")
+    quiet_hours: str | None = Field(
+        None,
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$",
+        description="HH:MM-HH:MM (estate time) when its notifications wait until the end; never for critical",
+    )
     enabled: bool = Field(True, description="False switches a shipped default off")
 
     @model_validator(mode="after")
@@ -48,6 +53,8 @@ class EscalationPolicyConfig(_Strict):
             raise ValueError("steps must be in order of 'after'")
         if any(step.repeat_every is not None for step in self.steps[:-1]):
             raise ValueError("only the last step may repeat")
+        if self.quiet_hours and (not self.priorities or Priority.CRITICAL in self.priorities):
+            raise ValueError("quiet hours never apply to critical: give 'priorities' without critical")
         return self
 
 

@@ -25,6 +25,7 @@ from gateway.alerts import Transition
 from gateway.config.escalation import EscalationPolicyConfig, EscalationStepConfig
 from gateway.escalation.delivery import AttemptRecord
 from gateway.escalation.policy import PolicyBook
+from gateway.escalation.quiet import quiet_until
 from gateway.escalation.types import Notification, Person
 from gateway.incidents import IncidentService
 from gateway.model import Clock, EscalationStep, Incident, Priority, TimelineEntry
@@ -54,6 +55,7 @@ class EscalationStats:
     failed_notifications: int = 0
     nobody_on_duty: int = 0
     held: int = 0  # steps held back to be grouped into a person's next message
+    quiet: int = 0  # steps of non-critical incidents held until their quiet hours end
     delays: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))  # s from due to sent
 
     def delay_percentiles(self) -> dict[str, float | None]:
@@ -141,6 +143,8 @@ class Escalator:
         if not due:
             return
         now = self.clock.now()
+        quiet = await self._hold_quiet(due, now)
+        due = [row for row in due if row.id not in quiet]
         batches, notes = await self._batches(due, now)
         held = await self._hold_for_grouping(batches, now)
         if held:
@@ -157,6 +161,26 @@ class Escalator:
         await self._plan_repeats(due, now)
         await self.store.finish_steps([row.id for row in due if row.id is not None])
 
+    async def _hold_quiet(self, due: list[EscalationStep], now: float) -> set[int | None]:
+        """Steps of non-critical incidents due inside their policy's quiet hours wait for the end."""
+        held: dict[float, set[int | None]] = {}
+        for row in due:
+            policy = self.book.by_id.get(row.policy)
+            if policy is None or policy.quiet_hours is None:
+                continue
+            incident = await self.store.get_incident(row.incident_id)
+            if incident is None or incident.priority is Priority.CRITICAL:  # critical is never quiet
+                continue
+            timezone = self.estates.get(incident.estate, EstateInfo("", "")).timezone
+            until = quiet_until(policy.quiet_hours, timezone, now)
+            if until is not None:
+                held.setdefault(until, set()).add(row.id)
+        for until, ids in held.items():
+            await self.store.hold_steps([i for i in ids if i is not None], until)
+        every: set[int | None] = set().union(*held.values()) if held else set()
+        self.stats.quiet += len(every)
+        return every
+
     async def _batches(
         self, due: list[EscalationStep], now: float
     ) -> tuple[dict[tuple[str, str, int], _Batch], dict[int, list[TimelineEntry]]]:
@@ -168,6 +192,7 @@ class Escalator:
             incident = await self.store.get_incident(row.incident_id)
             if policy is None or incident is None or row.step >= len(policy.steps):
                 continue  # the no-policy marker, or a policy removed from the config since
+            self.stats.fired += 1
             step = policy.steps[row.step]
             people, note = self._people(incident, step, now)
             if note:
@@ -285,7 +310,8 @@ class Escalator:
         self.stats.notifications += 1
         if sent:
             done = self.clock.now()
-            self.stats.delays.extend(done - row.due_at for row in batch.rows)
+            # from when it was meant to go: its due time, or the end of a deliberate hold
+            self.stats.delays.extend(done - max(row.due_at, row.hold_until or 0.0) for row in batch.rows)
         else:
             self.stats.failed_notifications += 1
         detail = {

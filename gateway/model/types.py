@@ -203,6 +203,7 @@ class EscalationStep:
     step: int  # index into the policy's steps
     repeat: int  # 0 for the step itself, 1.. for re-notifications
     due_at: float  # epoch s
+    hold_until: float | None = None  # held back (flood grouping, quiet hours) until then
 
 
 @dataclass(frozen=True)

@@ -361,7 +361,7 @@ class SqliteStore:
                     "AND incident_id IN (SELECT id FROM incidents WHERE state <> 'open')"
                 )
                 rows = conn.execute(
-                    "SELECT s.id, s.incident_id, s.policy, s.step, s.repeat, s.due_at "
+                    "SELECT s.id, s.incident_id, s.policy, s.step, s.repeat, s.due_at, s.hold_until "
                     "FROM escalation_steps s JOIN incidents i ON i.id = s.incident_id "
                     "WHERE s.state IN ('pending','firing') "
                     "AND s.due_at <= ? AND (i.shelved_until IS NULL OR i.shelved_until <= ?) "

@@ -15,6 +15,7 @@ from gateway.config.escalation import EscalationPolicyConfig
 from gateway.escalation.delivery import AttemptRecord
 from gateway.escalation.engine import Escalator, EstateInfo
 from gateway.escalation.policy import PolicyBook, load_default_policies, merge_policies
+from gateway.escalation.quiet import quiet_until
 from gateway.escalation.roster import Roster, people_finder
 from gateway.escalation.types import Notification, Person
 from gateway.incidents import Grouping, IncidentService
@@ -299,3 +300,41 @@ async def test_a_shift_change_during_escalation_reaches_the_new_shift(tmp_path: 
     await esc.run_once()
     assert rig.sent[0][1] == day[0].id
     assert rig.sent[1][1] == roster.on_duty("duty_manager", clock.now())[0].id
+
+
+def test_quiet_hours_windows() -> None:
+    night = local("2026-11-02T23:30")
+    assert quiet_until("23:00-07:00", "Asia/Shanghai", night) == local("2026-11-03T07:00")
+    assert quiet_until("23:00-07:00", "Asia/Shanghai", local("2026-11-03T06:59")) == local("2026-11-03T07:00")
+    assert quiet_until("23:00-07:00", "Asia/Shanghai", local("2026-11-03T07:00")) is None
+    assert quiet_until("12:00-14:00", "Asia/Shanghai", local("2026-11-03T13:00")) == local("2026-11-03T14:00")
+    with pytest.raises(ValueError, match="never apply to critical"):
+        EscalationPolicyConfig.model_validate(
+            {
+                "id": "q",
+                "quiet_hours": "23:00-07:00",
+                "steps": [{"after": 0, "notify": ["a"], "channels": ["b"]}],
+            }
+        )
+
+
+async def test_quiet_hours_hold_routine_incidents_but_never_critical(tmp_path: Path) -> None:
+    start = local("2026-11-02T23:30")
+    clock = ManualClock(start)
+    routine = EscalationPolicyConfig.model_validate(
+        {"id": "routine", "priorities": ["medium"], "quiet_hours": "23:00-07:00",
+         "steps": [{"after": 0, "notify": ["control_room"], "channels": ["sms"]}]}
+    )  # fmt: skip
+    fire_policy = next(p for p in load_default_policies() if p.id == "fire")
+    rig = Rig(tmp_path, clock, [fire_policy, routine])
+    service, esc = await rig.start()
+    septic = Transition("sunshine/septic-1/septic_high", "sunshine", "septic-1", "septic_high",
+                        Priority.MEDIUM, True, start, 19.2, "化粪池液位高", "Septic level high")  # fmt: skip
+    await service.apply([septic, fire(start)])
+    await esc.run_once()
+    assert [s[2] for s in rig.sent] == [(2,)]  # the fire at once; the septic alarm waits
+    clock.advance(local("2026-11-03T07:00:01") - clock.now())
+    await esc.run_once()
+    assert [s[2] for s in rig.sent if s[4] == ("sms",)] == [(1,)]  # at the end of the quiet hours
+    assert esc.stats.quiet == 1
+    assert 1.0 in esc.stats.delays  # measured from the end of the hold (07:00), not from 23:30
