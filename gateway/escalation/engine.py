@@ -15,6 +15,7 @@ blocks the alert core (it runs in its own task, and channels have their own time
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import statistics
 from collections import deque
@@ -28,6 +29,7 @@ from gateway.escalation.policy import PolicyBook
 from gateway.escalation.quiet import quiet_until
 from gateway.escalation.types import Notification, Person
 from gateway.incidents import IncidentService
+from gateway.incidents.feed import Subscription
 from gateway.model import Clock, EscalationStep, Incident, Priority, TimelineEntry
 
 log = logging.getLogger(__name__)
@@ -57,12 +59,14 @@ class EscalationStats:
     held: int = 0  # steps held back to be grouped into a person's next message
     quiet: int = 0  # steps of non-critical incidents held until their quiet hours end
     delays: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))  # s from due to sent
+    engine_delays: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))  # holds excluded
 
-    def delay_percentiles(self) -> dict[str, float | None]:
-        if len(self.delays) < 2:
-            only = self.delays[0] if self.delays else None
+    def delay_percentiles(self, engine: bool = False) -> dict[str, float | None]:
+        delays = self.engine_delays if engine else self.delays
+        if len(delays) < 2:
+            only = delays[0] if delays else None
             return {"p50": only, "p99": only}
-        cuts = statistics.quantiles(self.delays, n=100, method="inclusive")
+        cuts = statistics.quantiles(delays, n=100, method="inclusive")
         return {"p50": round(cuts[49], 4), "p99": round(cuts[98], 4)}
 
 
@@ -106,15 +110,32 @@ class Escalator:
         self._channel_alarmed: set[str] = set()  # alarm keys currently raised
 
     async def run(self) -> None:
-        """Plan and fire until cancelled; an error costs one tick, not the engine."""
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("escalation tick failed; retrying")
-            await asyncio.sleep(self.tick)
+        """Plan and fire until cancelled; an error costs one pass, not the engine.
+
+        Between passes it sleeps until the next step is due, or a new incident is committed (the live
+        feed wakes it), but never longer than `tick`: the store stays the truth, the feed only a hint."""
+        sub = self.service.feed.subscribe(maxsize=100)
+        try:
+            while True:
+                try:
+                    await self.run_once()
+                    due = await self.store.next_due()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("escalation pass failed; retrying")
+                    due = None
+                wait = self.tick if due is None else min(self.tick, max(0.0, due - self.clock.now()))
+                await self._sleep_or_new_incident(sub, wait)
+        finally:
+            sub.close()
+
+    async def _sleep_or_new_incident(self, sub: Subscription, wait: float) -> None:
+        deadline = asyncio.get_running_loop().time() + wait
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                while not (await sub.get()).change.new:  # our own timeline writes do not wake us
+                    pass
 
     async def run_once(self) -> None:
         await self.plan()
@@ -154,6 +175,7 @@ class Escalator:
         for batch, entries in zip(batches.values(), results, strict=True):
             for incident in batch.incidents:
                 notes.setdefault(incident.id, []).extend(entries)
+        self.stats.fired += sum(1 for row in due if row.step >= 0)  # held rows are counted when they go
         levels = {row.incident_id: row.step + 1 for row in due if row.step >= 0}
         for incident_id, entries in notes.items():
             await self.service.record_escalation(incident_id, levels.get(incident_id, 0), entries)
@@ -192,7 +214,6 @@ class Escalator:
             incident = await self.store.get_incident(row.incident_id)
             if policy is None or incident is None or row.step >= len(policy.steps):
                 continue  # the no-policy marker, or a policy removed from the config since
-            self.stats.fired += 1
             step = policy.steps[row.step]
             people, note = self._people(incident, step, now)
             if note:
@@ -310,8 +331,11 @@ class Escalator:
         self.stats.notifications += 1
         if sent:
             done = self.clock.now()
-            # from when it was meant to go: its due time, or the end of a deliberate hold
-            self.stats.delays.extend(done - max(row.due_at, row.hold_until or 0.0) for row in batch.rows)
+            self.stats.delays.extend(done - row.due_at for row in batch.rows)  # what the person waited
+            # the engine's own lateness: from the due time, or the end of a deliberate hold (grouping, quiet)
+            self.stats.engine_delays.extend(
+                done - max(row.due_at, row.hold_until or 0.0) for row in batch.rows
+            )
         else:
             self.stats.failed_notifications += 1
         detail = {

@@ -92,7 +92,8 @@ class EscalationRuntime:
             "notifications_failed": stats.failed_notifications,
             "nobody_on_duty": stats.nobody_on_duty,
             "escalation_steps_grouped": stats.held,
-            "notify_delay_s": stats.delay_percentiles(),
+            "notify_delay_s": stats.delay_percentiles(),  # due → sent, what people waited (incl. grouping)
+            "notify_engine_delay_s": stats.delay_percentiles(engine=True),  # deliberate holds excluded
             "channels_failing": self.delivery.failing(),
             "channels": self.delivery.snapshot(),
         }

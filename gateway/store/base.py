@@ -71,7 +71,8 @@ class Store(Protocol):
 
     async def hold_steps(self, step_ids: list[int], until: float) -> None: ...
 
-    async def next_due(self) -> float | None: ...
+    async def next_due(self) -> float | None:
+        """When the next pending step may fire (its due time, or the end of its hold)."""
 
     async def load_unresolved(self) -> list[Incident]: ...
 

@@ -399,7 +399,9 @@ class SqliteStore:
 
     async def next_due(self) -> float | None:
         def read(conn: sqlite3.Connection) -> float | None:
-            row = conn.execute("SELECT MIN(due_at) FROM escalation_steps WHERE state='pending'").fetchone()
+            row = conn.execute(
+                "SELECT MIN(MAX(due_at, COALESCE(hold_until, 0))) FROM escalation_steps WHERE state='pending'"
+            ).fetchone()
             return row[0] if row else None
 
         return await self._run(read)

@@ -337,4 +337,4 @@ async def test_quiet_hours_hold_routine_incidents_but_never_critical(tmp_path: P
     await esc.run_once()
     assert [s[2] for s in rig.sent if s[4] == ("sms",)] == [(1,)]  # at the end of the quiet hours
     assert esc.stats.quiet == 1
-    assert 1.0 in esc.stats.delays  # measured from the end of the hold (07:00), not from 23:30
+    assert 1.0 in esc.stats.engine_delays  # the engine's lateness: from the end of the hold (07:00)
