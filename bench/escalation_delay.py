@@ -66,6 +66,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from child import BenchError, child_reply
 from machine import cpu_model, version_of  # bench/machine.py: run as a script, bench/ is on sys.path
 
 from gateway.alerts import Transition
@@ -87,10 +88,6 @@ ATTEMPTS = int(EscalationConfig.model_fields["attempts"].default)
 CHILD_TIMEOUT = 15.0  # s for the receiver child to start, answer or stop
 SETTLE = 0.5  # s to wait after the last expected notification, to catch duplicates
 REPLY = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}'
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not produce a valid figure."""
 
 
 # -- the receiver, in a child process ---------------------------------------------------------------
@@ -191,17 +188,7 @@ class Receiver:
         return f"http://{HOST}:{self.port}{path}"
 
     def _reply(self, expect: str) -> Any:
-        if not self.conn.poll(CHILD_TIMEOUT):
-            raise BenchError(f"receiver process: no {expect!r} reply within {CHILD_TIMEOUT:g}s")
-        try:
-            kind, value = self.conn.recv()
-        except EOFError as exc:
-            raise BenchError(f"receiver process died (exit code {self.proc.exitcode})") from exc
-        if kind == "error":
-            raise BenchError(f"receiver process: {value}")
-        if kind != expect:
-            raise BenchError(f"receiver process: expected {expect!r}, got {kind!r}")
-        return value
+        return child_reply(self.conn, self.proc, "receiver process", CHILD_TIMEOUT, expect)
 
     async def start(self) -> None:
         self.proc.start()

@@ -52,6 +52,7 @@ from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as paho
+from child import BenchError
 from machine import cpu_model, version_of  # bench/machine.py: run as a script, bench/ is on sys.path
 
 from gateway.config import ConfigError, GatewayConfig, parse_config
@@ -68,10 +69,6 @@ STOP_TIMEOUT = 15.0
 POLL_INTERVAL = 0.005
 SESSION_SETTLE = 0.5  # after the gateway reports "connected", let its SUBSCRIBE complete
 SYSTEM_BROKER_PORT = 1883  # never ours: a system broker may listen there
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not produce a valid figure."""
 
 
 # -- workload -------------------------------------------------------------------------------------

@@ -63,6 +63,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
 
+from child import BenchError, child_reply
 from machine import cpu_model, version_of  # bench/machine.py: run as a script, bench/ is on sys.path
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusTcpClient
@@ -94,10 +95,6 @@ SERVER_STOP_TIMEOUT = 10.0
 WARMUP_TIMEOUT = 30.0
 POLL_INTERVAL = 5.0  # the driver's configured interval; poll_once does not use it
 OFFLINE_AFTER = 3
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not produce a valid figure."""
 
 
 # -- layout and simulated devices -----------------------------------------------------------------
@@ -364,17 +361,7 @@ class ChildServers:
         self.ports: list[int] = []
 
     def _reply(self, timeout: float, expect: str) -> Any:
-        if not self.conn.poll(timeout):
-            raise BenchError(f"server process: no {expect!r} reply within {timeout:g}s")
-        try:
-            kind, value = self.conn.recv()
-        except EOFError as exc:
-            raise BenchError(f"server process died (exit code {self.proc.exitcode})") from exc
-        if kind == "error":
-            raise BenchError(f"server process: {value}")
-        if kind != expect:
-            raise BenchError(f"server process: expected {expect!r}, got {kind!r}")
-        return value
+        return child_reply(self.conn, self.proc, "server process", timeout, expect)
 
     async def start(self) -> None:
         self.proc.start()

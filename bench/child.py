@@ -1,0 +1,30 @@
+"""What the benchmarks share: their error, and the pipe protocol of a helper child process.
+
+A child (servers, receivers) answers on a multiprocessing pipe with `(kind, value)` tuples: "ready",
+"stats", ... or "error" with a message. Run as scripts, the benchmarks import this with bench/ on sys.path.
+"""
+
+from __future__ import annotations
+
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not produce a valid figure."""
+
+
+def child_reply(conn: Connection, proc: BaseProcess, who: str, timeout: float, expect: str) -> Any:
+    """The child's next message, which must be `expect`; anything else is a BenchError naming `who`."""
+    if not conn.poll(timeout):
+        raise BenchError(f"{who}: no {expect!r} reply within {timeout:g}s")
+    try:
+        kind, value = conn.recv()
+    except EOFError as exc:
+        raise BenchError(f"{who} died (exit code {proc.exitcode})") from exc
+    if kind == "error":
+        raise BenchError(f"{who}: {value}")
+    if kind != expect:
+        raise BenchError(f"{who}: expected {expect!r}, got {kind!r}")
+    return value
