@@ -34,6 +34,7 @@ from gateway.model import Clock, EscalationStep, Incident, Priority, TimelineEnt
 
 log = logging.getLogger(__name__)
 NO_POLICY = "-"  # the marker row of an incident no policy matches (so it is not planned again)
+MAX_PASSES = 50  # delivery passes in flight at once
 ROLE_GROUP = {"control_room": "控制室 / control room", "duty_manager": "值班经理 / duty manager"}
 
 
@@ -112,13 +113,27 @@ class Escalator:
     async def run(self) -> None:
         """Plan and fire until cancelled; an error costs one pass, not the engine.
 
-        Between passes it sleeps until the next step is due, or a new incident is committed (the live
-        feed wakes it), but never longer than `tick`: the store stays the truth, the feed only a hint."""
+        Each pass's deliveries run as their own task, so a slow or retrying channel never delays the next
+        due step (a fire at 03:00 does not wait behind an SMS gateway's backoff). Between passes it sleeps
+        until the next step is due, or a new incident is committed (the live feed wakes it), but never
+        longer than `tick`: the store stays the truth, the feed only a hint."""
+        released = await self.store.release_firing()
+        if released:
+            log.warning(
+                "escalation: %d steps were being sent when the gateway stopped; sending again", released
+            )
         sub = self.service.feed.subscribe(maxsize=100)
+        passes: set[asyncio.Task[None]] = set()
         try:
             while True:
                 try:
-                    await self.run_once()
+                    await self.plan()
+                    claimed = await self.store.claim_due_steps(self.clock.now())
+                    if claimed:
+                        passes.add(asyncio.create_task(self._fire_logged(claimed), name="escalation-pass"))
+                        passes = {t for t in passes if not t.done()}
+                        if len(passes) >= MAX_PASSES:  # bounded: wait for one before claiming more
+                            await asyncio.wait(passes, return_when=asyncio.FIRST_COMPLETED)
                     due = await self.store.next_due()
                 except asyncio.CancelledError:
                     raise
@@ -129,6 +144,15 @@ class Escalator:
                 await self._sleep_or_new_incident(sub, wait)
         finally:
             sub.close()
+            for task in passes:
+                task.cancel()  # their steps stay `firing` and are released at the next start
+            await asyncio.gather(*passes, return_exceptions=True)
+
+    async def _fire_logged(self, claimed: list[EscalationStep]) -> None:
+        try:
+            await self.fire(claimed)
+        except Exception:
+            log.exception("escalation: a pass of %d steps failed; released at the next start", len(claimed))
 
     async def _sleep_or_new_incident(self, sub: Subscription, wait: float) -> None:
         deadline = asyncio.get_running_loop().time() + wait

@@ -351,8 +351,7 @@ class SqliteStore:
     async def claim_due_steps(self, now: float, limit: int = 500) -> list[EscalationStep]:
         """Claim the steps due by `now` whose incident is still open (unacknowledged) and not shelved:
         pending → firing, in one transaction, so each is handed out once. Steps of incidents that were
-        acknowledged, resolved or closed meanwhile are cancelled. Steps left `firing` by a crash are
-        handed out again (the notification may have gone out: at-least-once for a crash mid-send)."""
+        acknowledged, resolved or closed meanwhile are cancelled."""
 
         def claim(conn: sqlite3.Connection) -> list[EscalationStep]:
             with conn:
@@ -363,7 +362,7 @@ class SqliteStore:
                 rows = conn.execute(
                     "SELECT s.id, s.incident_id, s.policy, s.step, s.repeat, s.due_at, s.hold_until "
                     "FROM escalation_steps s JOIN incidents i ON i.id = s.incident_id "
-                    "WHERE s.state IN ('pending','firing') "
+                    "WHERE s.state = 'pending' "
                     "AND s.due_at <= ? AND (i.shelved_until IS NULL OR i.shelved_until <= ?) "
                     "AND (s.hold_until IS NULL OR s.hold_until <= ?) "
                     "ORDER BY s.due_at, s.id LIMIT ?",
@@ -376,6 +375,17 @@ class SqliteStore:
             return [EscalationStep(*row) for row in rows]
 
         return await self._run(claim)
+
+    async def release_firing(self) -> int:
+        """At start: steps a crash left `firing` go back to pending (the notification may have gone out:
+        at-least-once for a crash mid-send). Only one instance runs escalation (scale-out: issue 10)."""
+
+        def write(conn: sqlite3.Connection) -> int:
+            with conn:
+                sql = "UPDATE escalation_steps SET state='pending' WHERE state='firing'"
+                return conn.execute(sql).rowcount
+
+        return await self._run(write)
 
     async def finish_steps(self, step_ids: list[int]) -> None:
         def write(conn: sqlite3.Connection) -> None:

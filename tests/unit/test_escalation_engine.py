@@ -5,6 +5,8 @@ Channels are a recording seam here (the channel tests use real local receivers).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from gateway.escalation.quiet import quiet_until
 from gateway.escalation.roster import Roster, people_finder
 from gateway.escalation.types import Notification, Person
 from gateway.incidents import Grouping, IncidentService
-from gateway.model import ManualClock, Priority
+from gateway.model import ManualClock, Priority, SystemClock
 from gateway.store import SqliteStore
 from tests.unit.test_roster import duty_config, local
 
@@ -338,3 +340,36 @@ async def test_quiet_hours_hold_routine_incidents_but_never_critical(tmp_path: P
     assert [s[2] for s in rig.sent if s[4] == ("sms",)] == [(1,)]  # at the end of the quiet hours
     assert esc.stats.quiet == 1
     assert 1.0 in esc.stats.engine_delays  # the engine's lateness: from the end of the hold (07:00)
+
+
+async def test_a_slow_channel_does_not_delay_the_next_due_step(tmp_path: Path) -> None:
+    clock = SystemClock()
+    rig = Rig(tmp_path, clock)  # type: ignore[arg-type]
+    service, esc = await rig.start()
+    esc.tick = 0.05
+    sent: list[tuple[float, tuple[int, ...]]] = []
+
+    async def slow_first(
+        notification: Notification, person: Person, channels: Sequence[str]
+    ) -> list[AttemptRecord]:
+        if notification.incident_ids == (1,):
+            await asyncio.sleep(3)  # a gateway retrying with backoff
+        sent.append((time.monotonic(), notification.incident_ids))
+        return [AttemptRecord(channels[0], "sent", "", clock.now())]
+
+    esc.send = slow_first
+    runner = asyncio.create_task(esc.run())
+    try:
+        await service.apply([fire(clock.now())])
+        await asyncio.sleep(0.3)
+        opened = time.monotonic()
+        await service.apply([fire(clock.now(), point="L1-D077.fire")])
+        for _ in range(40):
+            if sent:
+                break
+            await asyncio.sleep(0.05)
+        assert sent and sent[0][1] == (2,) and sent[0][0] - opened < 0.5  # not behind the slow one
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+    assert await service.store.release_firing() == 1  # the cut pass's step goes again at the next start
