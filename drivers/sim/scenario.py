@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
+import aiomqtt
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ruamel.yaml import YAML
 
@@ -74,4 +76,9 @@ async def play(scenario: Scenario, host: Any, speed: float = 1.0, echo: Any = No
         args = step.args
         if step.do == "burst":  # its spread is compressed with the timeline
             args = {**args, "within": float(args.get("within", 0)) / speed}
-        await host.apply(step.device, step.do, args)
+        try:
+            await host.apply(step.device, step.do, args)
+        except (OSError, httpx.HTTPError, aiomqtt.MqttError) as exc:  # the gateway (or broker) is not there
+            log.warning(
+                "scenario step at %gs on %s (%s) failed: %s; continuing", step.at, step.device, step.do, exc
+            )

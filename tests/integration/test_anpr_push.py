@@ -15,6 +15,7 @@ import pytest
 
 from drivers.sim.barrier import BarrierModel
 from drivers.sim.host import SimulationHost
+from drivers.sim.scenario import Scenario, play
 from gateway.config import parse_config
 from gateway.runtime.app import App
 from gateway.runtime.broker import free_port
@@ -249,3 +250,20 @@ async def test_visitor_passes_from_the_gatehouse_survive_a_restart(tmp_path: Pat
         assert ("visitor_pass:cancel", "京N12345") in trail
     async with lane(tmp_path) as s:  # and the cancellation too
         assert await s.host.cameras["cam-east-in"].read("京N12345") == (200, hold)
+
+
+async def test_a_scenario_keeps_playing_when_the_gateway_is_not_there(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = parse_config(site(tmp_path / "gw.db", free_port()), "site.yaml", {})
+    steps = [
+        {"at": 0, "device": "cam-east-in", "do": "plate", "args": {"plate": "粤B12345"}},
+        {"at": 0.1, "device": "barrier-east-out", "do": "set", "args": {"stuck_open": True}},
+    ]
+    scenario = Scenario.model_validate({"name": "t", "steps": steps})
+    async with SimulationHost(config) as host:
+        host.push_to(free_port())  # nothing listens there (commissioning practice without a gateway)
+        await play(scenario, host)
+        barrier = host.models["barrier-east-out"]
+        assert isinstance(barrier, BarrierModel) and barrier.stuck_open  # the next step still ran
+    assert "cam-east-in (plate) failed" in caplog.text
