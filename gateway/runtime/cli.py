@@ -18,6 +18,7 @@ from drivers.sim.host import SimulationHost
 from drivers.sim.scenario import Step, load_scenario, play
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.config.loader import load_config_with_lines
+from gateway.escalation.checks import escalation_warnings
 from gateway.incidents import alarm_state
 from gateway.runtime.app import App
 from gateway.runtime.broker import EmbeddedBroker, free_port, start_local_broker
@@ -52,6 +53,8 @@ def cmd_check_config(path: str) -> int:
         for issue in issues:
             print(issue, file=sys.stderr)
         return 2
+    for warning in escalation_warnings(config):
+        print(f"{path}: warning: {warning}", file=sys.stderr)
     devices = sum(len(e.devices) for e in config.estates)
     print(f"{path}: OK ({len(config.estates)} estates, {devices} devices, {len(config.rules)} site rules)")
     return 0

@@ -106,3 +106,31 @@ def test_check_config_catches_a_command_the_profile_lacks(
         "site.yaml:9 estates[0].devices[0].commands: commands ['launch'] are not in profile 'dse_gencomm'"
         in err
     )
+
+
+def test_check_config_warns_about_escalation_gaps_without_failing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        """
+escalation:
+  channels: [{type: console, name: console}]
+estates:
+  - id: sunshine
+    name: {zh: 阳光花园, en: Sunshine Garden}
+    duty:
+      people: [{id: li, name: 李明}]
+      shifts: {24h: "08:00-08:00+1"}
+      roles: {control_room: {24h: [li]}}
+  - id: maple
+    name: {zh: 枫林苑, en: Maple Court}
+""",
+        encoding="utf-8",
+    )
+    assert main(["check-config", str(site)]) == 0
+    err = capsys.readouterr().err
+    assert "channels not configured here" in err and "dingtalk" in err and "sms" in err
+    assert "estates sunshine: roles used by escalation policies but not in its duty roster" in err
+    assert "duty_manager" in err and "fire_liaison" in err
+    assert "estates maple: no duty roster" in err
