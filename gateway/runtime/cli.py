@@ -159,11 +159,15 @@ async def _print_incidents(app: App) -> None:
                 if entry and not change.new
                 else inc.title_en
             )
-            print(
-                f"  #{inc.id:<4} {label:<24} {inc.priority.value:<8} {inc.estate}/{inc.device:<13} "
-                f"{zh} | {en}  [{alarm_state(inc).value}]",
-                flush=True,
-            )
+            head = f"  #{inc.id:<4} {label:<24} {inc.priority.value:<8} {inc.estate}/{inc.device:<13}"
+            if entry is not None and entry.action in ("notified", "notification_failed"):
+                tried = ", ".join(f"{a['channel']}:{a['outcome']}" for a in entry.detail.get("attempts", []))
+                print(
+                    f"{head} 第{entry.detail.get('level')}级 → {entry.detail.get('name')} ({tried})",
+                    flush=True,
+                )
+                continue
+            print(f"{head} {zh} | {en}  [{alarm_state(inc).value}]", flush=True)
     finally:
         sub.close()
 
