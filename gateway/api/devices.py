@@ -9,7 +9,15 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from gateway.alerts import DeviceInfo
 from gateway.api.auth import Principal, bearer
 from gateway.api.context import ApiContext
-from gateway.api.schemas import CommandIn, CommandOut, DeviceOut, OutOfServiceIn, OutOfServiceOut
+from gateway.api.schemas import (
+    CommandIn,
+    CommandOut,
+    DeviceDetailOut,
+    DeviceOut,
+    OutOfServiceIn,
+    OutOfServiceOut,
+    PointOut,
+)
 from gateway.model import AuditEntry
 
 
@@ -30,6 +38,7 @@ def _device_out(ctx: ApiContext, info: DeviceInfo) -> DeviceOut:
         out_of_service=OutOfServiceOut(since=oos.since, until=oos.until, actor=oos.actor, reason=oos.reason)
         if oos
         else None,
+        zone=info.zone,
     )
 
 
@@ -56,6 +65,18 @@ def device_router(ctx: ApiContext) -> APIRouter:
             for info in ctx.devices
             if user.can_see(info.estate) and (estate is None or info.estate == estate)
         ]
+
+    @router.get("/devices/{estate}/{device}", response_model=DeviceDetailOut)
+    async def device_detail(estate: str, device: str, user: User) -> DeviceDetailOut:
+        """One device with its points and where each is (a fire panel's detectors across buildings)."""
+        info = next((d for d in ctx.devices if d.estate == estate and d.device == device), None)
+        if info is None or not user.can_see(estate):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "device not found")
+        points = [
+            PointOut(name=name, label=info.location_of(name), zone=info.zone_of(name))
+            for name in info.points
+        ]
+        return DeviceDetailOut(**_device_out(ctx, info).model_dump(), points=points)
 
     last_command: dict[tuple[str, str], float] = {}
 

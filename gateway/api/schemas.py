@@ -78,6 +78,17 @@ class DeviceOut(BaseModel):
     polls: int
     errors: dict[str, int]
     out_of_service: OutOfServiceOut | None = Field(None, description="Set while out of service")
+    zone: str = Field("", description="Building/zone its alarms correlate on")
+
+
+class PointOut(BaseModel):
+    name: str
+    label: str = Field(description="Where it is (site table), else the device's location")
+    zone: str = Field(description="Building/zone its alarms correlate on")
+
+
+class DeviceDetailOut(DeviceOut):
+    points: list[PointOut] = Field(description="The profile's points, with their place (fire site tables)")
 
 
 class AckIn(BaseModel):

@@ -469,3 +469,16 @@ async def test_a_decoder_crash_is_counted_and_does_not_wedge_ingest(
             and s.app.stats.for_device("sunshine", "gate-north").errors["decoder_crash"] == 1
         )
         assert s.app.mqtt is not None and s.app.mqtt.connections == 1  # no crash, no reconnect
+
+
+async def test_device_detail_shows_where_each_point_is(broker: MosquittoProcess, tmp_path: Path) -> None:
+    async with estate_stack(broker, tmp_path) as s:
+        reply = await s.api("GET", "/devices/sunshine/fire-1", role="viewer")
+        assert reply.status_code == 200
+        detail = reply.json()
+        assert detail["zone"] == "3号楼"
+        points = {p["name"]: p for p in detail["points"]}
+        assert points["L1-D001.fire"]["label"] == "3号楼 1层 烟感 大堂"
+        assert points["online"]["label"] == detail["location"]  # unlabelled: the device's place
+        assert (await s.api("GET", "/devices/sunshine/fire-1", role="other-operator")).status_code == 404
+        assert (await s.api("GET", "/devices/sunshine/nowhere")).status_code == 404
