@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 __all__ = [
     "ChannelConfig",
-    "ChannelsConfig",
     "ConsoleChannelConfig",
     "DingTalkChannelConfig",
     "FeishuChannelConfig",
@@ -214,17 +213,3 @@ ChannelConfig = Annotated[
     | ConsoleChannelConfig,
     Field(discriminator="type"),
 ]
-
-
-class ChannelsConfig(_Strict):
-    """The channel list, for embedding in the gateway config (names must be unique)."""
-
-    channels: list[ChannelConfig] = Field(default_factory=list, description="Notification channels")
-
-    @model_validator(mode="after")
-    def _unique_names(self) -> ChannelsConfig:
-        names = [channel.name for channel in self.channels]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"channel names appear twice: {dupes}")
-        return self

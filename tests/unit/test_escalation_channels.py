@@ -17,10 +17,10 @@ import httpx
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from gateway.config.escalation import EscalationConfig
 from gateway.escalation import templates
 from gateway.escalation.channel_config import (
     ChannelConfig,
-    ChannelsConfig,
     ConsoleChannelConfig,
     DingTalkChannelConfig,
     FeishuChannelConfig,
@@ -202,7 +202,7 @@ def test_config_picks_the_model_by_type_and_forbids_unknown_keys() -> None:
 
 def test_config_rules() -> None:
     with pytest.raises(ValidationError, match="appear twice"):
-        ChannelsConfig.model_validate({"channels": [{"type": "console", "name": "c"}] * 2})
+        EscalationConfig.model_validate({"channels": [{"type": "console", "name": "c"}] * 2})
     with pytest.raises(ValidationError, match="flat fields"):
         SmsHttpChannelConfig.model_validate(
             {"type": "sms_http", "name": "s", "url": "https://s/", "encoding": "form", "fields": {"a": [1]}}
@@ -226,7 +226,7 @@ def test_every_config_field_has_a_description() -> None:
         SmtpChannelConfig,
         MqttChannelConfig,
         ConsoleChannelConfig,
-        ChannelsConfig,
+        EscalationConfig,
     ):
         missing = [name for name, info in model.model_fields.items() if not info.description]
         assert not missing, f"{model.__name__}: {missing}"
