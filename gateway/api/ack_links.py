@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from gateway.api.context import ApiContext
-from gateway.escalation.links import InvalidLink
+from gateway.escalation.links import InvalidLink, LinkClaim
 from gateway.incidents import IncidentError
 from gateway.model import AuditEntry
 
@@ -26,14 +26,20 @@ def ack_router(ctx: ApiContext) -> APIRouter:
     def page(body: str, status: int = 200) -> HTMLResponse:
         return HTMLResponse(_PAGE.format(body=body), status_code=status)
 
-    @router.get("/ack/{token}", response_class=HTMLResponse)
-    async def show(token: str) -> HTMLResponse:
+    def verified(token: str) -> LinkClaim | HTMLResponse:
+        """The link's claim, or the page that says why there is none."""
         if ctx.ack_links is None:
             return page("<p>未启用 / not enabled</p>", 404)
         try:
-            claim = ctx.ack_links.verify(token)
+            return ctx.ack_links.verify(token)
         except InvalidLink as exc:
             return page(f"<p>链接无效 / {html.escape(str(exc))}</p>", 403)
+
+    @router.get("/ack/{token}", response_class=HTMLResponse)
+    async def show(token: str) -> HTMLResponse:
+        claim = verified(token)
+        if isinstance(claim, HTMLResponse):
+            return claim
         incident = await ctx.service.get(claim.incident_id)
         if incident is None:
             return page("<p>事件不存在 / no such incident</p>", 404)
@@ -46,12 +52,9 @@ def ack_router(ctx: ApiContext) -> APIRouter:
 
     @router.post("/ack/{token}", response_class=HTMLResponse)
     async def acknowledge(token: str, request: Request) -> HTMLResponse:
-        if ctx.ack_links is None:
-            return page("<p>未启用 / not enabled</p>", 404)
-        try:
-            claim = ctx.ack_links.verify(token)
-        except InvalidLink as exc:
-            return page(f"<p>链接无效 / {html.escape(str(exc))}</p>", 403)
+        claim = verified(token)
+        if isinstance(claim, HTMLResponse):
+            return claim
         source = request.client.host if request.client else ""
         actor = f"link:{claim.person}"
         try:
