@@ -34,6 +34,7 @@ from gateway.model import Clock, EscalationStep, Incident, Priority, TimelineEnt
 
 log = logging.getLogger(__name__)
 NO_POLICY = "-"  # the marker row of an incident no policy matches (so it is not planned again)
+NOBODY = "escalation_nobody_on_duty"  # the timeline entry of a step whose roles had nobody on duty
 MAX_PASSES = 50  # delivery passes in flight at once
 ROLE_GROUP = {"control_room": "控制室 / control room", "duty_manager": "值班经理 / duty manager"}
 
@@ -188,54 +189,62 @@ class Escalator:
         if not due:
             return
         now = self.clock.now()
-        quiet = await self._hold_quiet(due, now)
+        incidents: dict[int, Incident] = {}  # read once per pass, for quiet hours and the messages
+        for incident_id in {row.incident_id for row in due if row.step >= 0}:
+            if (incident := await self.store.get_incident(incident_id)) is not None:
+                incidents[incident_id] = incident
+        quiet = await self._hold(self._quiet(due, incidents, now))
+        self.stats.quiet += len(quiet)
         due = [row for row in due if row.id not in quiet]
-        batches, notes = await self._batches(due, now)
-        held = await self._hold_for_grouping(batches, now)
+        batches, notes = self._batches(due, incidents, now)
+        held = await self._hold(self._grouped(batches, now))
         if held:
+            self.stats.held += len(held)
             due = [row for row in due if row.id not in held]
-            notes = {i: n for i, n in notes.items() if i in {row.incident_id for row in due}}
+            batches, notes = self._batches(due, incidents, now)  # what is left goes now
+        self.stats.nobody_on_duty += sum(1 for n in notes.values() for e in n if e.action == NOBODY)
         results = await asyncio.gather(*(self._notify(batch) for batch in batches.values()))
         for batch, entries in zip(batches.values(), results, strict=True):
             for incident in batch.incidents:
                 notes.setdefault(incident.id, []).extend(entries)
         self.stats.fired += sum(1 for row in due if row.step >= 0)  # held rows are counted when they go
         levels = {row.incident_id: row.step + 1 for row in due if row.step >= 0}
-        for incident_id, entries in notes.items():
-            await self.service.record_escalation(incident_id, levels.get(incident_id, 0), entries)
+        await self.service.record_escalation({i: (levels.get(i, 0), entries) for i, entries in notes.items()})
         await self._channel_alarms(now)
         await self._plan_repeats(due, now)
         await self.store.finish_steps([row.id for row in due if row.id is not None])
 
-    async def _hold_quiet(self, due: list[EscalationStep], now: float) -> set[int | None]:
+    async def _hold(self, holds: dict[float, set[int]]) -> set[int]:
+        """Give rows back to the store, each not to be claimed before its time (until → row ids)."""
+        for until, ids in holds.items():
+            await self.store.hold_steps(sorted(ids), until)
+        return set().union(*holds.values()) if holds else set()
+
+    def _quiet(
+        self, due: list[EscalationStep], incidents: dict[int, Incident], now: float
+    ) -> dict[float, set[int]]:
         """Steps of non-critical incidents due inside their policy's quiet hours wait for the end."""
-        held: dict[float, set[int | None]] = {}
+        holds: dict[float, set[int]] = {}
         for row in due:
-            policy = self.book.by_id.get(row.policy)
-            if policy is None or policy.quiet_hours is None:
+            policy, incident = self.book.by_id.get(row.policy), incidents.get(row.incident_id)
+            if policy is None or policy.quiet_hours is None or incident is None or row.id is None:
                 continue
-            incident = await self.store.get_incident(row.incident_id)
-            if incident is None or incident.priority is Priority.CRITICAL:  # critical is never quiet
+            if incident.priority is Priority.CRITICAL:  # critical is never quiet
                 continue
             timezone = self.estates.get(incident.estate, EstateInfo("", "")).timezone
             until = quiet_until(policy.quiet_hours, timezone, now)
             if until is not None:
-                held.setdefault(until, set()).add(row.id)
-        for until, ids in held.items():
-            await self.store.hold_steps([i for i in ids if i is not None], until)
-        every: set[int | None] = set().union(*held.values()) if held else set()
-        self.stats.quiet += len(every)
-        return every
+                holds.setdefault(until, set()).add(row.id)
+        return holds
 
-    async def _batches(
-        self, due: list[EscalationStep], now: float
+    def _batches(
+        self, due: list[EscalationStep], incidents: dict[int, Incident], now: float
     ) -> tuple[dict[tuple[str, str, int], _Batch], dict[int, list[TimelineEntry]]]:
         """Group the due steps by (person, policy, step): one message each, however many incidents."""
         batches: dict[tuple[str, str, int], _Batch] = {}
         notes: dict[int, list[TimelineEntry]] = {}
         for row in due:
-            policy = self.book.by_id.get(row.policy)
-            incident = await self.store.get_incident(row.incident_id)
+            policy, incident = self.book.by_id.get(row.policy), incidents.get(row.incident_id)
             if policy is None or incident is None or row.step >= len(policy.steps):
                 continue  # the no-policy marker, or a policy removed from the config since
             step = policy.steps[row.step]
@@ -249,34 +258,18 @@ class Escalator:
                 batch.rows.append(row)
         return batches, notes
 
-    async def _hold_for_grouping(
-        self, batches: dict[tuple[str, str, int], _Batch], now: float
-    ) -> set[int | None]:
+    def _grouped(self, batches: dict[tuple[str, str, int], _Batch], now: float) -> dict[float, set[int]]:
         """A person told about this step less than `group_interval` ago gets the rest in one message
         when the interval ends (Alertmanager's group_interval): their rows go back to the store, held."""
+        holds: dict[float, set[int]] = {}
         if self.group_interval <= 0:
-            return set()
-        held: dict[float, set[int | None]] = {}
+            return holds
         for key, batch in batches.items():
             last = self._last_sent.get(key)
             if last is not None and now < last + self.group_interval:
-                held.setdefault(last + self.group_interval, set()).update(row.id for row in batch.rows)
-        every = set().union(*held.values()) if held else set()
-        for until, ids in held.items():
-            await self.store.hold_steps([i for i in ids if i is not None], until)
-        for key in list(batches):
-            batch = batches[key]
-            keep = [
-                (row, inc)
-                for row, inc in zip(batch.rows, batch.incidents, strict=True)
-                if row.id not in every
-            ]
-            if not keep:
-                del batches[key]
-            else:
-                batch.rows, batch.incidents = [r for r, _ in keep], [i for _, i in keep]
-        self.stats.held += len(every)
-        return every
+                ids = {row.id for row in batch.rows if row.id is not None}
+                holds.setdefault(last + self.group_interval, set()).update(ids)
+        return holds
 
     async def _channel_alarms(self, now: float) -> None:
         """A channel failing `channel_alarm_after` tries in a row raises a health alarm in the estate it
@@ -313,13 +306,12 @@ class Escalator:
                 people.setdefault(person.id, person)
         if people:
             return list(people.values()), None
-        self.stats.nobody_on_duty += 1
         fallback = self.people_for(incident.estate, self.fallback_role, at)
         detail = {"roles": step.notify, "fallback": self.fallback_role, "found": [p.id for p in fallback]}
         log.warning("%s: nobody on duty for %s; telling %s", incident.estate, step.notify, self.fallback_role)
         if not fallback:  # no roster at all: the step's group channels (robots, webhook, console) still fire
             fallback = [Person(self.fallback_role, ROLE_GROUP.get(self.fallback_role, self.fallback_role))]
-        return fallback, TimelineEntry(at, "escalation_nobody_on_duty", "system", detail)
+        return fallback, TimelineEntry(at, NOBODY, "system", detail)
 
     async def _notify(self, batch: _Batch) -> list[TimelineEntry]:
         first = batch.incidents[0]

@@ -136,16 +136,23 @@ class IncidentService:
         async with self._locked():
             await self._commit(self.manager.expire_shelves(self.clock.now()))
 
-    async def record_escalation(self, incident_id: int, level: int, entries: list[TimelineEntry]) -> None:
-        """Append the escalation engine's notification attempts to the timeline, and raise the level."""
+    async def record_escalation(self, updates: dict[int, tuple[int, list[TimelineEntry]]]) -> None:
+        """Append the escalation engine's notification attempts to the timelines and raise the levels:
+        incident id → (level, entries), in one commit and one turn of the lock, so a flood's 200
+        timeline updates do not take the lock from the alert core 200 times."""
+        if not updates:
+            return
         async with self._locked():
-            incident = self.manager.by_id.get(incident_id) or await self.store.get_incident(incident_id)
-            if incident is None:
-                return
-            incident.escalation_level = max(incident.escalation_level, level)
-            incident.timeline.extend(entries)
-            incident.updated_at = self.clock.now()
-            await self._commit([IncidentChange(incident, entries=entries)])
+            now, changes = self.clock.now(), []
+            for incident_id, (level, entries) in updates.items():
+                incident = self.manager.by_id.get(incident_id) or await self.store.get_incident(incident_id)
+                if incident is None:
+                    continue
+                incident.escalation_level = max(incident.escalation_level, level)
+                incident.timeline.extend(entries)
+                incident.updated_at = now
+                changes.append(IncidentChange(incident, entries=entries))
+            await self._commit(changes)
 
     async def _commit_or_current(self, change: IncidentChange | None, incident_id: int) -> Incident:
         """Commit an action's change; an action that changed nothing (a repeated ack) returns the incident
