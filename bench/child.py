@@ -6,6 +6,8 @@ A child (servers, receivers) answers on a multiprocessing pipe with `(kind, valu
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -28,3 +30,27 @@ def child_reply(conn: Connection, proc: BaseProcess, who: str, timeout: float, e
     if kind != expect:
         raise BenchError(f"{who}: expected {expect!r}, got {kind!r}")
     return value
+
+
+async def serve_commands(conn: Connection, answers: dict[str, Callable[[], tuple[str, Any]]]) -> None:
+    """In the child: answer the parent's commands until "stop" or the parent is gone (EOF). Each
+    command's function returns the (kind, value) to send back. The pipe is watched by the event loop,
+    so the child's servers keep running between commands."""
+    wake = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_reader(conn.fileno(), wake.set)
+    try:
+        while True:
+            await wake.wait()
+            wake.clear()
+            while conn.poll():
+                try:
+                    command = conn.recv()
+                except EOFError:  # the parent is gone
+                    return
+                if command == "stop":
+                    return
+                if command in answers:
+                    conn.send(answers[command]())
+    finally:
+        loop.remove_reader(conn.fileno())

@@ -66,7 +66,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from child import BenchError, child_reply
+from child import BenchError, child_reply, serve_commands
 from machine import cpu_model, version_of  # bench/machine.py: run as a script, bench/ is on sys.path
 
 from gateway.alerts import Transition
@@ -129,26 +129,15 @@ async def _receive(conn: Connection) -> None:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     conn.send(("ready", server.sockets[0].getsockname()[1]))
-    wake = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_reader(conn.fileno(), wake.set)
+
+    def dump() -> tuple[str, Any]:
+        records = [_parse(arrival, target, body) for arrival, target, body in raw]
+        raw.clear()
+        return "records", (records, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
     try:
-        while True:
-            await wake.wait()
-            wake.clear()
-            while conn.poll():
-                try:
-                    command = conn.recv()
-                except EOFError:  # the parent is gone
-                    return
-                if command == "dump":
-                    records = [_parse(arrival, target, body) for arrival, target, body in raw]
-                    raw.clear()
-                    conn.send(("records", (records, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))
-                elif command == "stop":
-                    return
+        await serve_commands(conn, {"dump": dump})
     finally:
-        loop.remove_reader(conn.fileno())
         server.close()
         with contextlib.suppress(OSError):
             conn.send(("stopped", None))

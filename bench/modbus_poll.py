@@ -63,7 +63,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
 
-from child import BenchError, child_reply
+from child import BenchError, child_reply, serve_commands
 from machine import cpu_model, version_of  # bench/machine.py: run as a script, bench/ is on sys.path
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusTcpClient
@@ -319,24 +319,7 @@ async def _serve(
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
             return
         conn.send(("ready", group.ports))
-        wake = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        loop.add_reader(conn.fileno(), wake.set)
-        try:
-            while True:
-                await wake.wait()
-                wake.clear()
-                while conn.poll():
-                    try:
-                        command = conn.recv()
-                    except EOFError:  # the parent is gone
-                        return
-                    if command == "stats":
-                        conn.send(("stats", _own_stats(group)))
-                    elif command == "stop":
-                        return
-        finally:
-            loop.remove_reader(conn.fileno())
+        await serve_commands(conn, {"stats": lambda: ("stats", _own_stats(group))})
     finally:
         await group.stop()
         with contextlib.suppress(OSError):
