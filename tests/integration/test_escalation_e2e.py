@@ -102,78 +102,76 @@ async def receivers() -> AsyncIterator[tuple[HttpReceiver, HttpReceiver]]:
         await ding.stop()
 
 
+@asynccontextmanager
+async def running(
+    tmp_path: Path, hook: HttpReceiver, ding: HttpReceiver
+) -> AsyncIterator[tuple[App, SimulationHost]]:
+    """The gateway in this process with the fire panel simulator, stopped on the way out."""
+    config = parse_config(site(tmp_path / "gw.db", free_port(), hook, ding), "site.yaml", {})
+    async with SimulationHost(config) as host:
+        app, stop = App(config), asyncio.Event()
+        task = asyncio.create_task(app.run(stop))
+        await asyncio.wait_for(app.ready.wait(), 10)
+        try:
+            yield app, host
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+
+
 async def test_fire_ladder_stops_when_acknowledged_by_its_link(tmp_path: Path) -> None:
-    async with receivers() as (hook, ding):
-        config = parse_config(site(tmp_path / "gw.db", free_port(), hook, ding), "site.yaml", {})
-        async with SimulationHost(config) as host:
-            app, stop = App(config), asyncio.Event()
-            task = asyncio.create_task(app.run(stop))
-            await asyncio.wait_for(app.ready.wait(), 10)
-            try:
-                await host.apply("fire-1", "set", {"L1-D002.fire": True})
-                await until(lambda: len(hook.requests) >= 1, 5, "the control room notified")
-                first = hook.requests[0]
-                headers = first.headers
-                stamp, signature = (
-                    headers["x-estate-gateway-timestamp"],
-                    headers["x-estate-gateway-signature"],
-                )
-                assert verify_signature(HOOK_SECRET, stamp, signature, first.body, time.time())
-                assert not verify_signature(
-                    "another-secret-0123456789", stamp, signature, first.body, time.time()
-                )
-                body = first.json()
-                assert body["person"] == "li" and body["notification"]["step"] == 0
-                assert "阳光花园" in body["text"]["zh"] and "Sunshine Garden" in body["text"]["en"]
-                assert len(ding.requests) == 0  # the first channel delivered: no fall-over
-                await until(lambda: len(hook.requests) >= 2, 5, "the duty manager notified at 2 s")
-                assert steps(hook) == [(0, "li"), (1, "wang")]
-                link = hook.requests[1].json()["notification"]["ack_url"]
-                token = link.rsplit("/", 1)[1]
-                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.api_port}") as client:
-                    page = await client.get(f"/ack/{token}")  # a chat app's preview: shows, does not ack
-                    assert page.status_code == 200 and "确认" in page.text
-                    incident_id = body["notification"]["incident_ids"][0]
-                    assert (await app.service.get(incident_id)).state.value == "open"  # type: ignore[union-attr]
-                    acked = await client.post(f"/ack/{token}")
-                    assert acked.status_code == 200 and "已确认" in acked.text
-                    forged = await client.post(f"/ack/{token[:-3]}abc")
-                    assert forged.status_code == 403
-                await asyncio.sleep(4)  # past the 5 s step
-                assert steps(hook) == [(0, "li"), (1, "wang")]  # the ack stopped the ladder
-                incident = await app.service.get(incident_id)
-                assert incident is not None and incident.acknowledged_by == "link:wang"
-                actions = [e.action for e in incident.timeline]
-                assert actions.count("notified") == 2 and "acknowledged" in actions
-                health = app.health()
-                assert health["notifications_sent"] == 2 and health["channels_failing"] == []
-                p50, p99 = health["notify_delay_s"]["p50"], health["notify_delay_s"]["p99"]
-                assert p50 is not None and p99 is not None and p99 < 1.0
-                print(f"\ndue → sent delay: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
-            finally:
-                stop.set()
-                await asyncio.wait_for(task, 10)
+    async with receivers() as (hook, ding), running(tmp_path, hook, ding) as (app, host):
+        await host.apply("fire-1", "set", {"L1-D002.fire": True})
+        await until(lambda: len(hook.requests) >= 1, 5, "the control room notified")
+        first = hook.requests[0]
+        headers = first.headers
+        stamp, signature = (
+            headers["x-estate-gateway-timestamp"],
+            headers["x-estate-gateway-signature"],
+        )
+        assert verify_signature(HOOK_SECRET, stamp, signature, first.body, time.time())
+        assert not verify_signature("another-secret-0123456789", stamp, signature, first.body, time.time())
+        body = first.json()
+        assert body["person"] == "li" and body["notification"]["step"] == 0
+        assert "阳光花园" in body["text"]["zh"] and "Sunshine Garden" in body["text"]["en"]
+        assert len(ding.requests) == 0  # the first channel delivered: no fall-over
+        await until(lambda: len(hook.requests) >= 2, 5, "the duty manager notified at 2 s")
+        assert steps(hook) == [(0, "li"), (1, "wang")]
+        link = hook.requests[1].json()["notification"]["ack_url"]
+        token = link.rsplit("/", 1)[1]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.api_port}") as client:
+            page = await client.get(f"/ack/{token}")  # a chat app's preview: shows, does not ack
+            assert page.status_code == 200 and "确认" in page.text
+            incident_id = body["notification"]["incident_ids"][0]
+            assert (await app.service.get(incident_id)).state.value == "open"  # type: ignore[union-attr]
+            acked = await client.post(f"/ack/{token}")
+            assert acked.status_code == 200 and "已确认" in acked.text
+            forged = await client.post(f"/ack/{token[:-3]}abc")
+            assert forged.status_code == 403
+        await asyncio.sleep(4)  # past the 5 s step
+        assert steps(hook) == [(0, "li"), (1, "wang")]  # the ack stopped the ladder
+        incident = await app.service.get(incident_id)
+        assert incident is not None and incident.acknowledged_by == "link:wang"
+        actions = [e.action for e in incident.timeline]
+        assert actions.count("notified") == 2 and "acknowledged" in actions
+        health = app.health()
+        assert health["notifications_sent"] == 2 and health["channels_failing"] == []
+        p50, p99 = health["notify_delay_s"]["p50"], health["notify_delay_s"]["p99"]
+        assert p50 is not None and p99 is not None and p99 < 1.0
+        print(f"\ndue → sent delay: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
 
 
 async def test_a_failing_channel_falls_over_and_shows_in_health(tmp_path: Path) -> None:
     async with receivers() as (hook, ding):
         hook.default = Reply(500, {"error": "down"})
-        config = parse_config(site(tmp_path / "gw.db", free_port(), hook, ding), "site.yaml", {})
-        async with SimulationHost(config) as host:
-            app, stop = App(config), asyncio.Event()
-            task = asyncio.create_task(app.run(stop))
-            await asyncio.wait_for(app.ready.wait(), 10)
-            try:
-                await host.apply("fire-1", "set", {"L1-D002.fire": True})
-                await until(lambda: len(ding.requests) >= 1, 8, "the fall-over to DingTalk")
-                assert len(hook.requests) == 3  # three tries with backoff, then the next channel
-                assert "timestamp" in ding.requests[0].query and "sign" in ding.requests[0].query
-                await until(
-                    lambda: "hook" in app.health()["channels_failing"], 3, "the failing channel in health"
-                )
-            finally:
-                stop.set()
-                await asyncio.wait_for(task, 10)
+        async with running(tmp_path, hook, ding) as (app, host):
+            await host.apply("fire-1", "set", {"L1-D002.fire": True})
+            await until(lambda: len(ding.requests) >= 1, 8, "the fall-over to DingTalk")
+            assert len(hook.requests) == 3  # three tries with backoff, then the next channel
+            assert "timestamp" in ding.requests[0].query and "sign" in ding.requests[0].query
+            await until(
+                lambda: "hook" in app.health()["channels_failing"], 3, "the failing channel in health"
+            )
 
 
 async def test_kill_9_between_steps_then_restart_fires_the_next_step_once(tmp_path: Path) -> None:
