@@ -35,6 +35,7 @@ from gateway.model import Clock, EscalationStep, Incident, Priority, TimelineEnt
 log = logging.getLogger(__name__)
 NO_POLICY = "-"  # the marker row of an incident no policy matches (so it is not planned again)
 NOBODY = "escalation_nobody_on_duty"  # the timeline entry of a step whose roles had nobody on duty
+RETRY_AFTER = 30.0  # seconds before a failed pass's steps are tried again
 MAX_PASSES = 50  # delivery passes in flight at once
 ROLE_GROUP = {"control_room": "控制室 / control room", "duty_manager": "值班经理 / duty manager"}
 
@@ -152,8 +153,17 @@ class Escalator:
     async def _fire_logged(self, claimed: list[EscalationStep]) -> None:
         try:
             await self.fire(claimed)
-        except Exception:
-            log.exception("escalation: a pass of %d steps failed; released at the next start", len(claimed))
+        except Exception:  # e.g. the store went away mid-pass: the steps are tried again, not dropped
+            log.exception(
+                "escalation: a pass of %d steps failed; retrying in %.0f s", len(claimed), RETRY_AFTER
+            )
+            ids = [row.id for row in claimed if row.id is not None]
+            try:  # back to pending (held), not stuck `firing` until a restart; a message may go twice
+                await self.store.hold_steps(ids, self.clock.now() + RETRY_AFTER)
+            except Exception:
+                log.exception(
+                    "escalation: could not give the steps back; they are released at the next start"
+                )
 
     async def _sleep_or_new_incident(self, sub: Subscription, wait: float) -> None:
         deadline = asyncio.get_running_loop().time() + wait

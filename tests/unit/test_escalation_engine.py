@@ -373,3 +373,23 @@ async def test_a_slow_channel_does_not_delay_the_next_due_step(tmp_path: Path) -
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
     assert await service.store.release_firing() == 1  # the cut pass's step goes again at the next start
+
+
+async def test_a_pass_that_fails_gives_its_steps_back_instead_of_dropping_them(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    rig = Rig(tmp_path, clock)
+    service, esc = await rig.start()
+    await service.apply([fire(T0)])
+    await esc.plan()
+    claimed = await service.store.claim_due_steps(clock.now())
+    assert len(claimed) == 1
+
+    async def broken(updates: object) -> None:
+        raise RuntimeError("store went away")
+
+    service.record_escalation = broken  # type: ignore[method-assign]
+    await esc._fire_logged(claimed)
+    assert await service.store.claim_due_steps(clock.now()) == []  # held for the retry delay ...
+    clock.advance(31)
+    [again] = await service.store.claim_due_steps(clock.now())  # ... then tried again
+    assert again.id == claimed[0].id
