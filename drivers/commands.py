@@ -43,6 +43,23 @@ class Commander(Protocol):
     async def execute(self, command: str) -> CommandResult: ...
 
 
+class CommandSet:
+    """One device's commanders as one (a profile with both control keys and relay pulses)."""
+
+    def __init__(self, commanders: list[Commander]) -> None:
+        self._by_command = {command: c for c in commanders for command in c.commands}
+
+    @property
+    def commands(self) -> list[str]:
+        return sorted(self._by_command)
+
+    async def execute(self, command: str) -> CommandResult:
+        commander = self._by_command.get(command)
+        if commander is None:
+            return CommandResult("refused", f"{command!r} is not a command of this device")
+        return await commander.execute(command)
+
+
 def _failed(exc: DriverError, refusal: str) -> CommandResult:
     """An exception reply is the device saying no; a timeout or a lost connection is not knowing."""
     if isinstance(exc, DriverProtocolError):

@@ -20,7 +20,7 @@ import uvicorn
 
 from drivers.anpr.mqtt import PlateDecoder
 from drivers.anpr.receiver import PushReceiver
-from drivers.commands import Commander, ModbusCommander, PulseCommander
+from drivers.commands import Commander, CommandSet, ModbusCommander, PulseCommander
 from drivers.modbus_device import ModbusDeviceDriver
 from drivers.mqtt_commands import MqttCommander
 from drivers.mqtt_device import MqttJsonDecoder
@@ -143,14 +143,15 @@ class App:
                     cfg.modbus.retries,
                 )
                 tasks[f"modbus {driver.name}"] = functools.partial(driver.run, self.queue.put)
-                if bound.profile.control is not None and cfg.commands:
-                    self.commanders[(bound.estate, cfg.id)] = ModbusCommander(
-                        bound.profile, endpoint, cfg.modbus.unit_id, self.clock
-                    )
-                elif bound.profile.pulses:  # a barrier relay: cameras open it even where the API may not
-                    self.commanders[(bound.estate, cfg.id)] = PulseCommander(
-                        bound.profile, endpoint, cfg.modbus.unit_id, self.clock
-                    )
+                # Built whatever the API allows (it checks the site's policy): cameras open barrier relays.
+                unit, profile = cfg.modbus.unit_id, bound.profile
+                commanders: list[Commander] = []
+                if profile.control is not None:
+                    commanders.append(ModbusCommander(profile, endpoint, unit, self.clock))
+                if profile.pulses:
+                    commanders.append(PulseCommander(profile, endpoint, unit, self.clock))
+                if commanders:
+                    self.commanders[(bound.estate, cfg.id)] = CommandSet(commanders)
             elif isinstance(bound.profile, MqttProfile) and cfg.mqtt is not None:
                 decoder = self._mqtt_decoder(bound)
                 watch = PointWatch() if bound.profile.commands and cfg.commands else None
