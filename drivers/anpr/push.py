@@ -14,15 +14,16 @@ from zoneinfo import ZoneInfo
 from drivers.anpr.classifier import PLATE_READ
 from drivers.errors import DecodeError
 from drivers.payload import MISSING, at, parse_object, plain_scalar
+from drivers.payload_match import as_text
 from drivers.profiles.push import HttpPushProfile
 from gateway.model import DeviceEvent, Source
 
 
 def _text(value: Any) -> str:
-    """JSON scalars as the text keys of a profile's `values` (true → "true", 4 → "4")."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+    """JSON scalars as the text keys of a profile's `values`, compared as the MQTT profiles compare them
+    (true → "true", 4 and 4.0 → "4"); anything else by its str."""
+    text = as_text(value)
+    return text if text is not None else str(value)
 
 
 @dataclass(frozen=True)
