@@ -29,7 +29,7 @@ from gateway.escalation.policy import PolicyBook
 from gateway.escalation.quiet import quiet_until
 from gateway.escalation.types import Notification, Person
 from gateway.incidents import IncidentService
-from gateway.incidents.feed import Subscription
+from gateway.incidents.feed import FeedItem, Subscription
 from gateway.model import Clock, EscalationStep, Incident, Priority, TimelineEntry
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ class Escalator:
                     "escalation: could not give the steps back; they are released at the next start"
                 )
 
-    async def _sleep_or_new_incident(self, sub: Subscription, wait: float) -> None:
+    async def _sleep_or_new_incident(self, sub: Subscription[FeedItem], wait: float) -> None:
         deadline = asyncio.get_running_loop().time() + wait
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout_at(deadline):
