@@ -12,6 +12,12 @@ need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v socat >/dev/null 2>&1 || need_apt+=(socat)  # virtual serial pairs for the Modbus RTU tests
 "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+# Real servers for the metrics tests: VictoriaMetrics takes influxdb-client's v2 writes, influxd 1.x runs
+# the dashboards' InfluxQL. Chromium (with CJK fonts) runs the console and report browser tests.
+command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
+command -v influxd >/dev/null 2>&1 || need_apt+=(influxdb)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+[ -d /usr/share/fonts/opentype/noto ] || need_apt+=(fonts-noto-cjk)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: need ${need_apt[*]}; run as root or install them with apt-get" >&2

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Request, status
+from starlette.requests import HTTPConnection
 
 from gateway.config.schema import ApiTokenConfig
 
@@ -35,11 +36,11 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def bearer(auth: TokenAuth) -> Callable[[Request], Principal]:
+def bearer(auth: TokenAuth) -> Callable[[Request], Awaitable[Principal]]:
     """A FastAPI dependency: the caller's Principal, or 401."""
 
-    def principal(request: Request) -> Principal:
-        return auth.authenticate(request)
+    async def principal(request: Request) -> Principal:
+        return await auth.authenticate(request)
 
     return principal
 
@@ -52,8 +53,9 @@ class TokenAuth:
         ]
         self.failures = 0
 
-    def authenticate(self, request: Request) -> Principal:
-        header = request.headers.get("authorization", "")
+    async def authenticate(self, conn: HTTPConnection) -> Principal:
+        """The caller of a request or a WebSocket, or HTTPException 401."""
+        header = conn.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value:
             self.failures += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from gateway.alerts import Transition
 from gateway.incidents.feed import IncidentFeed
@@ -32,6 +32,9 @@ class IncidentService:
         self._lock = asyncio.Lock()
         self._stale = False  # the in-memory view may disagree with the store (a commit failed)
         self.opened = 0
+        # Downstream consumers (metrics sink, KPI engine) told of every committed change, in commit
+        # order. They must not block or raise: they only enqueue or count.
+        self.listeners: list[Callable[[list[IncidentChange]], None]] = []
 
     async def start(self) -> list[str]:
         """Load unresolved incidents; returns the alarm keys that are still active (for the engine)."""
@@ -178,6 +181,11 @@ class IncidentService:
             raise
         self.manager.committed(changes)
         self.feed.publish(changes)
+        for listener in self.listeners:
+            try:
+                listener(changes)
+            except Exception:  # a consumer's bug must not undo or stop a committed change
+                log.exception("incident listener %r failed", listener)
 
     async def get(self, incident_id: int) -> Incident | None:
         return await self.store.get_incident(incident_id)

@@ -10,20 +10,37 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
+from typing import Protocol
 
 from gateway.alerts import AlertEngine, Transition
 from gateway.incidents import IncidentService
-from gateway.ingest import Envelope, IngestQueue
+from gateway.ingest import Envelope, IngestQueue, Item
 from gateway.store import StoreError
 
 log = logging.getLogger(__name__)
 
 
+class Observer(Protocol):
+    """A downstream consumer of the core's input and output (metrics sink, KPI engine, recent readings).
+
+    Called after each batch's changes are committed, in order; it must return quickly and never raise
+    for bad data (it enqueues or counts). The core never waits for it beyond the call itself."""
+
+    def observe(self, items: Sequence[Item], transitions: Sequence[Transition]) -> None: ...
+
+
 class Pipeline:
     def __init__(
-        self, queue: IngestQueue, engine: AlertEngine, service: IncidentService, tick_interval: float = 0.1
+        self,
+        queue: IngestQueue,
+        engine: AlertEngine,
+        service: IncidentService,
+        tick_interval: float = 0.1,
+        observers: Sequence[Observer] = (),
     ) -> None:
         self.queue, self.engine, self.service = queue, engine, service
+        self.observers: list[Observer] = list(observers)
         self.tick_interval = tick_interval
         self.items = 0
         self.batches = 0
@@ -84,7 +101,9 @@ class Pipeline:
             await asyncio.sleep(self.tick_interval)
             self._idle.discard("tick")
             try:
-                await self._commit(self.engine.tick(), self.engine.take_window_changes())
+                transitions = self.engine.tick()
+                await self._commit(transitions, self.engine.take_window_changes())
+                self._tell((), transitions)
                 await self.service.expire_shelves()
             except Exception:
                 self.core_errors += 1
@@ -103,6 +122,8 @@ class Pipeline:
             self.items += len(envelope.items)
         await self._commit(transitions, self.engine.take_window_changes())
         self.batches += 1
+        if self.observers:
+            self._tell([item for envelope in batch for item in envelope.items], transitions)
         for envelope in batch:
             if envelope.ack is not None:
                 try:
@@ -110,6 +131,16 @@ class Pipeline:
                 except Exception:  # a broken connection must not stop the core; the broker redelivers
                     self.acks_failed += 1
                     log.debug("ack failed", exc_info=True)
+
+    def _tell(self, items: Sequence[Item], transitions: Sequence[Transition]) -> None:
+        if not items and not transitions:
+            return
+        for observer in self.observers:
+            try:
+                observer.observe(items, transitions)
+            except Exception:  # a consumer's bug costs its own view, never the core
+                self.core_errors += 1
+                log.exception("observer %r failed on a batch", observer)
 
     async def _commit(
         self, transitions: list[Transition], windows: dict[str, dict[str, list[float]]] | None = None
