@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Set up (idempotent), then the whole gate: ruff, mypy (strict on gateway/ and drivers/), pytest.
+# Set up (idempotent), then the whole gate: ruff, mypy (strict on gateway/, drivers/ and dashboards/), pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-echo "== ruff";  .venv/bin/ruff check gateway drivers tests bench
+echo "== ruff";  .venv/bin/ruff check gateway drivers dashboards tests bench
 echo "== mypy";  .venv/bin/mypy
 echo "== pytest"
 exec .venv/bin/pytest -q "$@"

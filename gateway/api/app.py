@@ -9,11 +9,19 @@ from fastapi import FastAPI
 
 from gateway import __version__
 from gateway.api.ack_links import ack_router
+from gateway.api.audit import AuditTrail
+from gateway.api.auth import public
 from gateway.api.context import ApiContext
 from gateway.api.devices import device_router
 from gateway.api.duty import duty_router
+from gateway.api.feed import feed_router
+from gateway.api.incident_actions import incident_action_router
 from gateway.api.incidents import incident_router
+from gateway.api.kpis import kpi_router
+from gateway.api.metrics import metrics_router
+from gateway.api.users import users_router
 from gateway.api.vehicles import vehicle_router
+from gateway.console.pages import install_console
 
 __all__ = ["ApiContext", "create_app"]
 
@@ -21,7 +29,7 @@ __all__ = ["ApiContext", "create_app"]
 def create_app(ctx: ApiContext) -> FastAPI:
     app = FastAPI(title="estate-gateway", version=__version__, description="小区安防与设施物联网网关 API")
 
-    @app.get("/health", tags=["health"])
+    @app.get("/health", tags=["health"], dependencies=[public()])
     async def health() -> dict[str, Any]:
         return {
             "status": "ok",
@@ -31,8 +39,26 @@ def create_app(ctx: ApiContext) -> FastAPI:
         }
 
     app.include_router(incident_router(ctx))
+    app.include_router(incident_action_router(ctx))
+    app.include_router(feed_router(ctx))
     app.include_router(device_router(ctx))
     app.include_router(vehicle_router(ctx))
     app.include_router(duty_router(ctx))
     app.include_router(ack_router(ctx))
+    app.include_router(metrics_router(ctx))
+    app.include_router(kpi_router(ctx))
+    app.include_router(users_router(ctx.auth))
+    install_console(app, ctx)  # pages under /console/, its static files and headers, / redirect
+
+    async def incident_estate(incident_id: str) -> str | None:
+        incident = await ctx.service.get(int(incident_id)) if incident_id.isdigit() else None
+        return incident.estate if incident else None
+
+    # Every unsafe call is audited here, once (gateway/api/audit.py).
+    app.add_middleware(
+        AuditTrail,
+        record=ctx.service.store.record_audit,
+        trusted_proxies=ctx.auth.settings.trusted_proxies,
+        resolvers={"incident_id": incident_estate},
+    )
     return app

@@ -1,22 +1,66 @@
-"""Bearer-token authentication with roles and estate scope.
+"""Who is calling, and what each route lets them do.
 
-Tokens are kept only as SHA-256 digests and compared in constant time; the plain value never reaches a
-log or a response. Scope is enforced in the queries (see app.py): an out-of-scope incident is a 404.
+Credentials, in the order they are tried:
+- `Authorization: Bearer <token>`: a config token (`api.tokens`, kept as SHA-256 digests, compared in
+  constant time) or an API key (`egk_<id>_<secret>`, looked up by id, digest compared);
+- the `eg_session` cookie of a console login. Unsafe methods (POST/PUT/PATCH/DELETE) on a cookie session
+  also need `X-CSRF-Token` equal to the `eg_csrf` cookie and to the session's own CSRF token (double
+  submit, bound to the session). Bearer calls carry no ambient credential and are exempt.
+
+Route policy: every route declares its least role with `dependencies=[require(auth, "operator")]`, or
+`dependencies=[public()]` for the few that need no login (health, login, signed ack links).
+`route_policy(route)` reads it back (the role × estate test matrix is generated from it). A caller below
+the role gets 403 whatever the target; a target outside the caller's estates is a 404 (the routes
+enforce scope in their queries), so nobody learns what exists elsewhere.
 """
-
-from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
-from fastapi import HTTPException, Request, status
+from fastapi import Depends, HTTPException, status
+from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.requests import HTTPConnection
+from starlette.routing import BaseRoute
 
-from gateway.config.schema import ApiTokenConfig
+from gateway.auth import KEY_PREFIX, Accounts, AuthSettings, Passwords, csrf_for
+from gateway.auth.store import AccountStore
+from gateway.config.schema import ApiConfig, ApiTokenConfig
+from gateway.model import Clock
+
+__all__ = [
+    "AUDIT_NOTE_KEY",
+    "CSRF_COOKIE",
+    "CSRF_HEADER",
+    "EVERY_ESTATE_ATTR",
+    "POLICY_ATTR",
+    "PRINCIPAL_KEY",
+    "ROLE_RANK",
+    "SESSION_COOKIE",
+    "UNSAFE_METHODS",
+    "Principal",
+    "TokenAuth",
+    "bearer",
+    "client_address",
+    "declare",
+    "public",
+    "require",
+    "route_policy",
+    "routes_of",
+]
 
 ROLE_RANK = {"viewer": 0, "operator": 1, "supervisor": 2, "admin": 3}
+SESSION_COOKIE = "eg_session"
+CSRF_COOKIE = "eg_csrf"
+CSRF_HEADER = "x-csrf-token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+AUDIT_NOTE_KEY = "eg.audit"  # what a request adds to its audit entry (gateway/api/audit.annotate)
+PRINCIPAL_KEY = "eg.principal"  # where authenticate() leaves the caller in the ASGI scope (for the audit)
+POLICY_ATTR = "__eg_min_role__"
+EVERY_ESTATE_ATTR = "__eg_every_estate__"  # the route spans all estates: scoped callers get 403
+PUBLIC = "public"
 
 
 @dataclass(frozen=True)
@@ -24,6 +68,10 @@ class Principal:
     name: str
     role: str
     estates: frozenset[str] | None  # None: every estate
+    kind: str = "token"  # token (config) | key (API key) | session (console login)
+    display_name: str = ""
+    csrf: str = field(default="", repr=False)  # the session's CSRF token (sessions only)
+    account: str | None = None  # the user behind a session or an API key; None for config tokens
 
     def can_see(self, estate: str) -> bool:
         return self.estates is None or estate in self.estates
@@ -31,43 +79,208 @@ class Principal:
     def at_least(self, role: str) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
 
+    def covers(self, estates: frozenset[str] | None) -> bool:
+        """Whether every estate of `estates` (None: all) is within this caller's scope."""
+        return self.estates is None or (estates is not None and estates <= self.estates)
+
 
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def bearer(auth: TokenAuth) -> Callable[[Request], Awaitable[Principal]]:
-    """A FastAPI dependency: the caller's Principal, or 401."""
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, {"WWW-Authenticate": "Bearer"})
 
-    async def principal(request: Request) -> Principal:
-        return await auth.authenticate(request)
 
-    return principal
+def client_address(conn: HTTPConnection, trusted: frozenset[str]) -> str:
+    """The caller's address: the peer, or (when the peer is a trusted proxy) the last address in
+    X-Forwarded-For that is not itself a trusted proxy."""
+    peer = conn.client.host if conn.client else ""
+    if peer not in trusted:
+        return peer
+    forwarded = [a.strip() for a in conn.headers.get("x-forwarded-for", "").split(",") if a.strip()]
+    for address in reversed(forwarded):
+        if address not in trusted:
+            return address
+    return peer
 
 
 class TokenAuth:
-    def __init__(self, tokens: list[ApiTokenConfig]) -> None:
+    """Authenticates requests and WebSockets. Without `accounts`, only config tokens are known."""
+
+    def __init__(self, tokens: list[ApiTokenConfig], accounts: Accounts | None = None) -> None:
         self._tokens = [
             (_digest(t.token), Principal(t.name, t.role, None if "*" in t.estates else frozenset(t.estates)))
             for t in tokens
         ]
+        self.accounts = accounts
+        self.settings = accounts.settings if accounts else AuthSettings()
         self.failures = 0
 
+        async def dependency(conn: HTTPConnection) -> Principal:
+            return await self.authenticate(conn)
+
+        # One object for every route: FastAPI caches a dependency per request by its callable, so a
+        # route's `require(...)` and its `user` parameter authenticate once between them.
+        self.dependency: Callable[[HTTPConnection], Coroutine[Any, Any, Principal]] = dependency
+
+    @classmethod
+    def from_config(
+        cls,
+        api: ApiConfig,
+        store: AccountStore,
+        clock: Clock | None = None,
+        passwords: Passwords | None = None,
+    ) -> "TokenAuth":
+        """Config tokens plus the users, sessions and keys of the store, with `api.auth` settings."""
+        return cls(api.tokens, Accounts(store, AuthSettings.from_config(api.auth), clock, passwords))
+
+    def address(self, conn: HTTPConnection) -> str:
+        return client_address(conn, self.settings.trusted_proxies)
+
     async def authenticate(self, conn: HTTPConnection) -> Principal:
-        """The caller of a request or a WebSocket, or HTTPException 401."""
-        header = conn.headers.get("authorization", "")
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value:
+        """The caller of a request or a WebSocket, or HTTPException 401 (403: CSRF check failed)."""
+        try:
+            principal = await self._principal(conn)
+        except HTTPException:
             self.failures += 1
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED, "missing bearer token", {"WWW-Authenticate": "Bearer"}
-            )
-        digest = _digest(value.strip())
+            raise
+        conn.scope[PRINCIPAL_KEY] = principal
+        return principal
+
+    async def _principal(self, conn: HTTPConnection) -> Principal:
+        header = conn.headers.get("authorization")
+        if header is not None:
+            scheme, _, value = header.partition(" ")
+            value = value.strip()
+            if scheme.lower() != "bearer" or not value:
+                raise _unauthorized("missing bearer token")
+            found = self._config_token(value)
+            if found is None and self.accounts is not None and value.startswith(KEY_PREFIX):
+                found = await self._api_key(self.accounts, value)
+            if found is None:
+                raise _unauthorized("invalid token")
+            return found
+        cookie = conn.cookies.get(SESSION_COOKIE)
+        if not cookie or self.accounts is None:
+            raise _unauthorized("missing bearer token")
+        user = await self.accounts.session_user(cookie)
+        if user is None:
+            raise _unauthorized("session expired or revoked; log in again")
+        csrf = csrf_for(cookie)
+        if conn.scope["type"] == "http" and conn.scope["method"] in UNSAFE_METHODS:
+            sent = conn.headers.get(CSRF_HEADER, "")
+            pair = conn.cookies.get(CSRF_COOKIE, "")
+            if not (hmac.compare_digest(sent, pair) and hmac.compare_digest(sent, csrf)):
+                # The audit names whose session a forged request rode on (see gateway/api/audit.py).
+                note = conn.scope.setdefault(AUDIT_NOTE_KEY, {})
+                note.update(actor=user.username, reason="csrf")
+                if user.scope is not None and len(user.scope) == 1:
+                    [note["estate"]] = user.scope
+                raise HTTPException(status.HTTP_403_FORBIDDEN, "CSRF token missing or wrong")
+        return Principal(
+            user.username, user.role, user.scope, "session", user.display_name, csrf, user.username
+        )
+
+    def _config_token(self, value: str) -> Principal | None:
+        digest = _digest(value)
         found = None
         for known, principal in self._tokens:  # no early exit: same time for every token
             if hmac.compare_digest(known, digest):
                 found = principal
-        if found is None:
-            self.failures += 1
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid token", {"WWW-Authenticate": "Bearer"})
         return found
+
+    @staticmethod
+    async def _api_key(accounts: Accounts, value: str) -> Principal | None:
+        match = await accounts.key_user(value)
+        if match is None:
+            return None
+        key, owner = match
+        # A key never has more than its owner has now (the owner may have been narrowed since).
+        role = min(key.role, owner.role, key=ROLE_RANK.__getitem__)
+        scopes = [s for s in (key.scope, owner.scope) if s is not None]
+        estates = frozenset.intersection(*scopes) if scopes else None
+        return Principal(
+            f"{owner.username}/key:{key.key_id}", role, estates, "key", key.name, "", owner.username
+        )
+
+
+def bearer(auth: TokenAuth) -> Callable[[HTTPConnection], Coroutine[Any, Any, Principal]]:
+    """A FastAPI dependency: the caller's Principal, or 401. Declares no policy (see require)."""
+    return auth.dependency
+
+
+def require(auth: TokenAuth, role: str, every_estate: bool = False) -> Any:
+    """A route dependency (`dependencies=[require(auth, "operator")]`): 401 without credentials, 403
+    below `role` (and, with `every_estate`, 403 for a caller scoped to some estates: a route whose answer
+    spans all of them, like /metrics). It is also the route's declared policy, read back by
+    route_policy() and route_spans_every_estate()."""
+    if role not in ROLE_RANK:
+        raise ValueError(f"unknown role {role!r}")
+
+    async def check(user: Annotated[Principal, Depends(auth.dependency)]) -> Principal:
+        if not user.at_least(role):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"{role}s and above may do this")
+        if every_estate and user.estates is not None:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "this needs a credential for every estate")
+        return user
+
+    setattr(check, POLICY_ATTR, role)
+    setattr(check, EVERY_ESTATE_ATTR, every_estate)
+    return Depends(check)
+
+
+async def _public() -> None:
+    """No credential needed (health, login, signed ack links)."""
+
+
+setattr(_public, POLICY_ATTR, PUBLIC)
+
+
+def public() -> Any:
+    """A route dependency that declares the route open to anyone."""
+    return Depends(_public)
+
+
+def declare(role: str) -> Any:
+    """A route dependency that only declares `role` and checks nothing: for a handler that enforces it
+    itself, e.g. a WebSocket that must accept and then close with 4401/4403 rather than refuse the
+    handshake. Prefer require() everywhere else."""
+    if role not in ROLE_RANK:
+        raise ValueError(f"unknown role {role!r}")
+
+    async def declared() -> None:
+        """Policy declared here, enforced in the handler."""
+
+    setattr(declared, POLICY_ATTR, role)
+    return Depends(declared)
+
+
+def route_policy(route: APIRoute | APIWebSocketRoute) -> str | None:
+    """The least role a route declared ("viewer" ... "admin", or "public"); None: it declared none."""
+    for dependency in route.dependant.dependencies:
+        role = getattr(dependency.call, POLICY_ATTR, None)
+        if isinstance(role, str):
+            return role
+    return None
+
+
+def route_spans_every_estate(route: APIRoute | APIWebSocketRoute) -> bool:
+    """Did the route declare require(..., every_estate=True)?"""
+    return any(getattr(d.call, EVERY_ESTATE_ATTR, False) is True for d in route.dependant.dependencies)
+
+
+def routes_of(routes: Iterable[BaseRoute]) -> Iterator[tuple[str, APIRoute | APIWebSocketRoute]]:
+    """(full path, route) of every API and WebSocket route, through included routers (FastAPI keeps
+    an included router as one lazy entry in `app.routes`; older versions copied its routes in)."""
+    for route in routes:
+        if isinstance(route, APIRoute | APIWebSocketRoute):
+            yield route.path, route
+            continue
+        contexts = getattr(route, "effective_route_contexts", None)
+        if contexts is None:
+            continue
+        for context in contexts():
+            original = context.original_route
+            if isinstance(original, APIRoute | APIWebSocketRoute):
+                yield context.path or original.path, original

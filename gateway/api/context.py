@@ -10,9 +10,11 @@ from drivers.commands import Commander
 from drivers.stats import StatsRegistry
 from gateway.alerts import DeviceInfo
 from gateway.api.auth import TokenAuth
+from gateway.console.recent import RecentReadings
 from gateway.escalation.links import AckLinks
 from gateway.escalation.roster import Roster
 from gateway.incidents import IncidentService
+from gateway.kpi import KpiEngine
 
 
 @dataclass
@@ -33,3 +35,6 @@ class ApiContext:
     rosters: dict[str, Roster] = field(default_factory=dict)  # duty rosters, by estate
     ack_links: AckLinks | None = None  # one-click acknowledge links (escalation.public_url set)
     started: float = field(default_factory=time.time)
+    estate_names: dict[str, tuple[str, str]] = field(default_factory=dict)  # (zh, en) by estate: console
+    recent: RecentReadings | None = None  # recent readings ring (pipeline observer): console charts
+    kpi: KpiEngine | None = None  # KPI engine (pipeline observer, incident listener): /kpis, reports

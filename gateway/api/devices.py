@@ -1,13 +1,15 @@
 """Device routes: every configured device in the caller's scope, with online state and counters, and
 taking a device out of service for maintenance (ISA-18.2: its alarms are held, not annunciated)."""
 
+import logging
 import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 
 from gateway.alerts import DeviceInfo
-from gateway.api.auth import Principal, bearer
+from gateway.api.audit import annotate
+from gateway.api.auth import Principal, bearer, require
 from gateway.api.context import ApiContext
 from gateway.api.schemas import (
     CommandIn,
@@ -19,6 +21,8 @@ from gateway.api.schemas import (
     PointOut,
 )
 from gateway.model import AuditEntry
+
+log = logging.getLogger(__name__)
 
 
 def _device_out(ctx: ApiContext, info: DeviceInfo) -> DeviceOut:
@@ -57,16 +61,19 @@ def device_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(tags=["devices"])
 
     User = Annotated[Principal, Depends(bearer(ctx.auth))]
+    viewer, operator, supervisor = (require(ctx.auth, r) for r in ("viewer", "operator", "supervisor"))
 
-    @router.get("/devices", response_model=list[DeviceOut])
+    @router.get("/devices", response_model=list[DeviceOut], dependencies=[viewer])
     async def list_devices(user: User, estate: str | None = None) -> list[DeviceOut]:
+        if estate is not None and not user.can_see(estate):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "estate not found")
         return [
             _device_out(ctx, info)
             for info in ctx.devices
             if user.can_see(info.estate) and (estate is None or info.estate == estate)
         ]
 
-    @router.get("/devices/{estate}/{device}", response_model=DeviceDetailOut)
+    @router.get("/devices/{estate}/{device}", response_model=DeviceDetailOut, dependencies=[viewer])
     async def device_detail(estate: str, device: str, user: User) -> DeviceDetailOut:
         """One device with its points and where each is (a fire panel's detectors across buildings)."""
         info = next((d for d in ctx.devices if d.estate == estate and d.device == device), None)
@@ -80,7 +87,7 @@ def device_router(ctx: ApiContext) -> APIRouter:
 
     last_command: dict[tuple[str, str], float] = {}
 
-    @router.post("/devices/{estate}/{device}/commands", response_model=CommandOut)
+    @router.post("/devices/{estate}/{device}/commands", response_model=CommandOut, dependencies=[operator])
     async def command_device(
         estate: str, device: str, user: User, body: CommandIn, request: Request
     ) -> CommandOut:
@@ -90,14 +97,11 @@ def device_router(ctx: ApiContext) -> APIRouter:
         if info is None or not user.can_see(estate):
             raise HTTPException(status.HTTP_404_NOT_FOUND, "device not found")
         least = ctx.command_policy.get((estate, device), {}).get(body.command)
-        source = request.client.host if request.client else ""
 
         async def audit(outcome: str, detail: str) -> None:
-            entry = AuditEntry(
-                time.time(), user.name, source, f"command:{body.command}", estate, device, outcome,
-                {"reason": body.reason, "detail": detail},
-            )  # fmt: skip
-            await ctx.service.store.record_audit(entry)
+            # Written once by the audit middleware (gateway/api/audit.py), with who and from where.
+            annotate(request, action=f"command:{body.command}", estate=estate, target=device, outcome=outcome,
+                     reason=body.reason, detail=detail)  # fmt: skip
 
         if least is None or not user.at_least(least):
             await audit("forbidden", f"needs {least or 'a command allowed by config'}")
@@ -113,23 +117,34 @@ def device_router(ctx: ApiContext) -> APIRouter:
         if commander is None:
             await audit("refused", "the device takes no commands")
             return CommandOut(command=body.command, outcome="refused", detail="the device takes no commands")
-        result = await commander.execute(body.command)
+        try:
+            result = await commander.execute(body.command)
+        except Exception as exc:  # a driver bug: the caller and the audit trail learn the command failed
+            log.exception("command %s to %s/%s failed", body.command, estate, device)
+            await audit("error", type(exc).__name__)
+            raise HTTPException(status.HTTP_502_BAD_GATEWAY, "the device command failed") from exc
         await audit(result.outcome, result.detail)
         return CommandOut(command=body.command, outcome=result.outcome, detail=result.detail)
 
-    @router.get("/audit", response_model=list[AuditEntry])  # the model's record is the response
-    async def list_audit(user: User, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AuditEntry]:
-        if not user.at_least("supervisor"):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "supervisors and above may read the audit trail")
-        return await ctx.service.store.list_audit(user.estates, limit)
+    @router.get("/audit", response_model=list[AuditEntry], dependencies=[supervisor])  # the model's record
+    async def list_audit(
+        user: User, estate: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> list[AuditEntry]:
+        """Newest first. Entries filed under no estate (logins, all-estate accounts) are shown only to
+        callers who see every estate."""
+        if estate is not None and not user.can_see(estate):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "estate not found")
+        return await ctx.service.store.list_audit(frozenset([estate]) if estate else user.estates, limit)
 
-    @router.post("/devices/{estate}/{device}/out-of-service", response_model=DeviceOut)
+    @router.post(
+        "/devices/{estate}/{device}/out-of-service", response_model=DeviceOut, dependencies=[supervisor]
+    )
     async def take_out_of_service(estate: str, device: str, user: User, body: OutOfServiceIn) -> DeviceOut:
         info = _maintainable(ctx, user, estate, device)
         await ctx.service.take_out_of_service(estate, device, user.name, body.reason, body.hours)
         return _device_out(ctx, info)
 
-    @router.post("/devices/{estate}/{device}/in-service", response_model=DeviceOut)
+    @router.post("/devices/{estate}/{device}/in-service", response_model=DeviceOut, dependencies=[supervisor])
     async def return_to_service(estate: str, device: str, user: User) -> DeviceOut:
         info = _maintainable(ctx, user, estate, device)
         await ctx.service.return_to_service(estate, device)

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
-from gateway.api.auth import Principal, bearer
+from gateway.api.auth import Principal, bearer, require
 from gateway.api.context import ApiContext
 from gateway.escalation.roster import Duty, Roster
 from gateway.escalation.types import Person
@@ -92,7 +92,7 @@ def duty_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(tags=["duty"])
     User = Annotated[Principal, Depends(bearer(ctx.auth))]
 
-    @router.get("/estates/{estate}/duty", response_model=DutyOut)
+    @router.get("/estates/{estate}/duty", response_model=DutyOut, dependencies=[require(ctx.auth, "viewer")])
     async def on_duty(
         estate: str,
         user: User,

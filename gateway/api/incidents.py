@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 
-from gateway.api.auth import Principal, bearer
+from gateway.api.auth import Principal, bearer, require
 from gateway.api.context import ApiContext
 from gateway.api.schemas import AckIn, IncidentOut, ResolveIn, ShelveIn, incident_out
 from gateway.incidents import IncidentError
@@ -19,9 +19,12 @@ from gateway.store import IncidentQuery
 
 
 def scope(user: Principal, estate: str | None) -> frozenset[str] | None:
-    """The estates a query may touch: the caller's scope, narrowed to `estate` if given."""
+    """The estates a query may touch: the caller's scope, narrowed to `estate` if given (404 when that
+    estate is outside the scope: asking for it must not tell whether it exists)."""
     if estate is not None:
-        return frozenset([estate]) if user.can_see(estate) else frozenset()
+        if not user.can_see(estate):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "estate not found")
+        return frozenset([estate])
     return user.estates
 
 
@@ -58,8 +61,9 @@ def incident_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(tags=["incidents"])
 
     User = Annotated[Principal, Depends(bearer(ctx.auth))]
+    viewer, operator, supervisor = (require(ctx.auth, r) for r in ("viewer", "operator", "supervisor"))
 
-    @router.get("/incidents", response_model=list[IncidentOut], tags=["incidents"])
+    @router.get("/incidents", response_model=list[IncidentOut], tags=["incidents"], dependencies=[viewer])
     async def list_incidents(
         user: User,
         estate: str | None = None,
@@ -71,11 +75,11 @@ def incident_router(ctx: ApiContext) -> APIRouter:
         query = IncidentQuery(scope(user, estate), state, priority, limit, offset)
         return [incident_out(i, False) for i in await ctx.service.list(query)]
 
-    @router.get("/incidents/{incident_id}", response_model=IncidentOut, tags=["incidents"])
+    @router.get("/incidents/{incident_id}", response_model=IncidentOut, dependencies=[viewer])
     async def get_incident(incident_id: int, user: User) -> IncidentOut:
         return incident_out(await visible(ctx, user, incident_id), True)
 
-    @router.post("/incidents/{incident_id}/ack", response_model=IncidentOut, tags=["incidents"])
+    @router.post("/incidents/{incident_id}/ack", response_model=IncidentOut, dependencies=[operator])
     async def ack_incident(
         incident_id: int, user: User, request: Request, body: AckIn | None = None
     ) -> IncidentOut:
@@ -85,23 +89,23 @@ def incident_router(ctx: ApiContext) -> APIRouter:
             ctx, user, incident_id, partial(ctx.service.acknowledge, incident_id, user.name, source, note)
         )
 
-    @router.post("/incidents/{incident_id}/resolve", response_model=IncidentOut, tags=["incidents"])
+    @router.post("/incidents/{incident_id}/resolve", response_model=IncidentOut, dependencies=[operator])
     async def resolve_incident(incident_id: int, user: User, body: ResolveIn) -> IncidentOut:
         action = partial(ctx.service.resolve, incident_id, user.name, body.cause, body.note)
         return await act(ctx, user, incident_id, action)
 
-    @router.post("/incidents/{incident_id}/close", response_model=IncidentOut, tags=["incidents"])
+    @router.post("/incidents/{incident_id}/close", response_model=IncidentOut, dependencies=[supervisor])
     async def close_incident(incident_id: int, user: User) -> IncidentOut:
         return await act(
             ctx, user, incident_id, partial(ctx.service.close, incident_id, user.name), role="supervisor"
         )
 
-    @router.post("/incidents/{incident_id}/shelve", response_model=IncidentOut, tags=["incidents"])
+    @router.post("/incidents/{incident_id}/shelve", response_model=IncidentOut, dependencies=[operator])
     async def shelve_incident(incident_id: int, user: User, body: ShelveIn) -> IncidentOut:
         action = partial(ctx.service.shelve, incident_id, user.name, body.minutes, body.reason)
         return await act(ctx, user, incident_id, action)
 
-    @router.post("/incidents/{incident_id}/unshelve", response_model=IncidentOut, tags=["incidents"])
+    @router.post("/incidents/{incident_id}/unshelve", response_model=IncidentOut, dependencies=[operator])
     async def unshelve_incident(incident_id: int, user: User) -> IncidentOut:
         return await act(ctx, user, incident_id, partial(ctx.service.unshelve, incident_id, user.name))
 

@@ -40,6 +40,7 @@ class IncidentOut(BaseModel):
     cause: str | None = Field(description="At resolve: real, false_alarm, test or fault")
     first_out: bool = Field(description="The first fire alarm of its estate's sequence (首警)")
     resolved_at: float | None
+    assignee: str | None = Field(None, description="Who handles it (username), None when unassigned")
     timeline: list[TimelineOut] | None = None
 
 
@@ -105,6 +106,37 @@ class ShelveIn(BaseModel):
     reason: str = Field(min_length=1, max_length=500, description="Why: recorded in the timeline")
 
 
+class AssignIn(BaseModel):
+    assignee: str | None = Field(
+        min_length=1, max_length=64, pattern=r"^\S(.*\S)?$", description="Username; null unassigns"
+    )
+
+
+class CommentIn(BaseModel):
+    text: str = Field(min_length=1, max_length=2000, pattern=r"\S", description="Recorded in the timeline")
+
+
+class BulkAckIn(BaseModel):
+    """Either `ids`, or a filter (`estate` and/or `priority`) over the open incidents in your scope."""
+
+    ids: list[int] | None = Field(None, min_length=1, max_length=1000)
+    estate: str | None = None
+    priority: Priority | None = None
+    note: str = Field("", max_length=500)
+
+
+class AckOutcomeOut(BaseModel):
+    id: int
+    outcome: str = Field(
+        description="acknowledged, already_acknowledged, not_found, or the state forbidding it (resolved)"
+    )
+
+
+class BulkAckOut(BaseModel):
+    acknowledged: int
+    results: list[AckOutcomeOut]
+
+
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
@@ -139,5 +171,6 @@ def incident_out(incident: Incident, with_timeline: bool) -> IncidentOut:
         cause=incident.cause,
         first_out=incident.first_out,
         resolved_at=incident.resolved_at,
+        assignee=incident.assignee,
         timeline=timeline,
     )

@@ -12,9 +12,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
 from drivers.anpr.registry import Category, Vehicle, VehicleRegistry, normalize_plate
-from gateway.api.auth import Principal, bearer
+from gateway.api.audit import annotate
+from gateway.api.auth import Principal, bearer, require
 from gateway.api.context import ApiContext
-from gateway.model import AuditEntry, VisitorPass
+from gateway.model import VisitorPass
 
 # A pass made "now" must cover the car at the barrier, whose camera clock may run a little behind ours
 # (and Alphadigi stamps whole seconds).
@@ -54,6 +55,7 @@ def _vehicle_out(vehicle: Vehicle) -> VehicleOut:
 def vehicle_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(tags=["vehicles"])
     User = Annotated[Principal, Depends(bearer(ctx.auth))]
+    operator = require(ctx.auth, "operator")  # plates are personal data: not for viewers
 
     def registry_for(user: User, estate: str) -> VehicleRegistry:
         registry = ctx.registries.get(estate)
@@ -66,16 +68,14 @@ def vehicle_router(ctx: ApiContext) -> APIRouter:
     async def audit(
         user: Principal, request: Request, action: str, estate: str, target: str, detail: dict[str, object]
     ) -> None:
-        source = request.client.host if request.client else ""
-        await ctx.service.store.record_audit(
-            AuditEntry(time.time(), user.name, source, action, estate, target, "ok", detail)
-        )
+        # Written once by the audit middleware (gateway/api/audit.py), with who, from where, the status.
+        annotate(request, action=action, estate=estate, target=target, **detail)
 
-    @router.get("/estates/{estate}/vehicles", response_model=list[VehicleOut])
+    @router.get("/estates/{estate}/vehicles", response_model=list[VehicleOut], dependencies=[operator])
     async def list_vehicles(estate: str, user: User) -> list[VehicleOut]:
         return [_vehicle_out(v) for v in registry_for(user, estate).entries()]
 
-    @router.get("/estates/{estate}/plate-check", response_model=DecisionOut)
+    @router.get("/estates/{estate}/plate-check", response_model=DecisionOut, dependencies=[operator])
     async def check_plate(
         estate: str, user: User, plate: Annotated[str, Query(min_length=1, max_length=16)],
         direction: Literal["in", "out"] | None = None,
@@ -86,7 +86,12 @@ def vehicle_router(ctx: ApiContext) -> APIRouter:
             plate=decision.plate, category=decision.category, open=decision.open, detail=decision.detail
         )
 
-    @router.post("/estates/{estate}/visitor-passes", response_model=VehicleOut, status_code=201)
+    @router.post(
+        "/estates/{estate}/visitor-passes",
+        response_model=VehicleOut,
+        status_code=201,
+        dependencies=[operator],
+    )
     async def add_pass(estate: str, user: User, body: VisitorPassIn, request: Request) -> VehicleOut:
         registry = registry_for(user, estate)
         plate = normalize_plate(body.plate)
@@ -109,7 +114,7 @@ def vehicle_router(ctx: ApiContext) -> APIRouter:
                     {"pass_id": record.id, "label": body.label, "hours": body.hours})  # fmt: skip
         return _vehicle_out(vehicle)
 
-    @router.delete("/estates/{estate}/visitor-passes/{pass_id}", status_code=204)
+    @router.delete("/estates/{estate}/visitor-passes/{pass_id}", status_code=204, dependencies=[operator])
     async def cancel_pass(estate: str, pass_id: int, user: User, request: Request) -> None:
         registry = registry_for(user, estate)
         record = await ctx.service.store.delete_visitor_pass(estate, pass_id)

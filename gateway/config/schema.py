@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from gateway.config.duty import DutyConfig
 from gateway.config.escalation import EscalationConfig
+from gateway.config.kpi import KpiConfig
 from gateway.model import Family, Priority
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -335,11 +336,28 @@ class ApiTokenConfig(_Strict):
     estates: list[str] = Field(default_factory=lambda: ["*"], description="Estate ids it may see; * = all")
 
 
+class ApiAuthConfig(_Strict):
+    """User sessions, lock-out and cookies (users live in the store: `estate-gateway user add`)."""
+
+    session_idle_minutes: float = Field(30, gt=0, le=1440, description="A session ends after this idle time")
+    session_max_hours: float = Field(12, gt=0, le=720, description="Absolute lifetime of a login session")
+    lockout_failures: int = Field(5, ge=1, description="Failed logins per username in the window → locked")
+    lockout_window_minutes: float = Field(15, gt=0, description="Window in which failures are counted")
+    lockout_minutes: float = Field(15, gt=0, description="How long a username (or address) stays locked")
+    address_failures: int = Field(20, ge=1, description="Failed logins per source address → throttled")
+    cookie_secure: bool = Field(False, description="Secure cookies even over http (TLS ends at a proxy)")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="Peer addresses whose X-Forwarded-For is believed (exact IPs)"
+    )
+    login_page: str = Field("/console/login", pattern=r"^/", description="Where a failed form login returns")
+
+
 class ApiConfig(_Strict):
     host: str = Field("127.0.0.1", description="Bind address")
     port: int = Field(8080, ge=0, le=65535, description="Port; 0 picks a free one")
     enabled: bool = Field(True, description="Serve the HTTP API")
     tokens: list[ApiTokenConfig] = Field(default_factory=list, description="Bearer tokens allowed in")
+    auth: ApiAuthConfig = Field(default_factory=ApiAuthConfig, description="User sessions and lock-out")
 
 
 class HttpPushConfig(_Strict):
@@ -348,6 +366,38 @@ class HttpPushConfig(_Strict):
     commit_wait: float = Field(
         1.5, gt=0, le=10, description="Seconds a camera's reply may wait for the core's commit"
     )
+
+
+class InfluxConfig(_Strict):
+    """The metrics sink (gateway/sinks): InfluxDB 2.x/3.x or VictoriaMetrics through /api/v2/write."""
+
+    enabled: bool = Field(False, description="Write readings, events, alarms, incidents, KPIs and health")
+    url: str = Field("http://127.0.0.1:8086", description="Server URL (InfluxDB, or VictoriaMetrics :8428)")
+    org: str = Field("estate", description="InfluxDB organisation (ignored by VictoriaMetrics)")
+    bucket: str = Field("estate", description="Bucket (InfluxDB 3: the database)")
+    token: str | None = Field(
+        None, repr=False, description="API token; write ${INFLUX_TOKEN}, never the value (never logged)"
+    )
+    batch_size: int = Field(5000, ge=1, le=100_000, description="Points per write request")
+    flush_interval: float = Field(1.0, gt=0, le=60, description="Seconds a point may wait for its batch")
+    timeout: float = Field(10.0, gt=0, le=120, description="Seconds one write may take before it is retried")
+    queue_points: int = Field(
+        100_000, ge=100, description="Points held in memory; beyond, they go to the spool (never dropped)"
+    )
+    spool_dir: str = Field(
+        "var/influx-spool", description="Folder of the on-disk buffer; relative to the working dir"
+    )
+    spool_max_bytes: int = Field(
+        256 * 1024 * 1024, ge=64 * 1024, description="Bound of the on-disk buffer in bytes"
+    )
+    overflow: Literal["drop_oldest", "drop_newest"] = Field(
+        "drop_oldest", description="When the spool is full: evict the oldest points, or refuse the newest"
+    )
+    fsync_interval: float = Field(1.0, gt=0, le=60, description="Seconds between fsyncs of the spool")
+    retry_max: float = Field(30.0, gt=0, le=600, description="Longest pause between retries while down")
+    snapshot_interval: float = Field(30.0, gt=0, description="Seconds between health/open-incident snapshots")
+    kpi_interval: float = Field(60.0, gt=0, description="Seconds between KPI polls")
+    gzip: bool = Field(True, description="Compress write requests")
 
 
 class GatewayConfig(_Strict):
@@ -363,6 +413,8 @@ class GatewayConfig(_Strict):
     escalation: EscalationConfig = Field(
         default_factory=EscalationConfig, description="Escalation policies, ack links (gateway/escalation)"
     )
+    kpi: KpiConfig = Field(default_factory=KpiConfig, description="KPI SLAs and targets (gateway/kpi)")
+    influx: InfluxConfig = Field(default_factory=InfluxConfig, description="Metrics sink (gateway/sinks)")
     profile_dirs: list[str] = Field(default_factory=list, description="Extra folders of user profiles")
     estates: list[EstateConfig] = Field(description="Estates this gateway serves")
     rules: list[RuleConfig] = Field(default_factory=list, description="Site rules, added to the defaults")

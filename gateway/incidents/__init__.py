@@ -1,6 +1,8 @@
 """Incidents: what operators handle. Alarm transitions become incidents (dedup while not resolved)."""
 
+from gateway.incidents.device_state import DeviceStateTracker
 from gateway.incidents.feed import IncidentFeed
+from gateway.incidents.live import DeviceState, IncidentUpdate, LiveFeed, LiveItem, LiveSubscription, Resync
 from gateway.incidents.manager import (
     Grouping,
     IncidentChange,
@@ -11,11 +13,18 @@ from gateway.incidents.manager import (
 from gateway.incidents.service import IncidentService
 
 __all__ = [
+    "DeviceState",
+    "DeviceStateTracker",
     "Grouping",
     "IncidentChange",
     "IncidentError",
     "IncidentFeed",
     "IncidentManager",
     "IncidentService",
+    "IncidentUpdate",
+    "LiveFeed",
+    "LiveItem",
+    "LiveSubscription",
+    "Resync",
     "alarm_state",
 ]

@@ -281,6 +281,25 @@ class IncidentManager:
         incident.timeline.extend(entries)
         return IncidentChange(incident, entries=entries)
 
+    def acknowledge_many(
+        self, incident_ids: list[int], user: str, ts: float, source: str = "", note: str = ""
+    ) -> tuple[list[IncidentChange], dict[int, str]]:
+        """Ack several incidents (a flood): the changes, and each id's outcome: `acknowledged`,
+        `already_acknowledged`, or `not_open` (not an unresolved incident of this view)."""
+        changes: list[IncidentChange] = []
+        outcomes: dict[int, str] = {}
+        for incident_id in incident_ids:
+            if incident_id in outcomes:
+                continue
+            if incident_id not in self.by_id:
+                outcomes[incident_id] = "not_open"
+                continue
+            change = self.acknowledge(incident_id, user, ts, source, note)
+            outcomes[incident_id] = "already_acknowledged" if change is None else "acknowledged"
+            if change is not None:
+                changes.append(change)
+        return changes, outcomes
+
     def resolve(self, incident_id: int, user: str, ts: float, cause: str, note: str = "") -> IncidentChange:
         """Resolved with a cause (real / false_alarm / test / fault). Its alarms are released: a later
         activation opens a new incident, as the operator has declared this one handled."""
@@ -328,6 +347,30 @@ class IncidentManager:
         """Unshelve what has run out: a shelf never outlives its expiry, whoever forgot it."""
         expired = [i.id for i in self.by_id.values() if i.shelved_until is not None and i.shelved_until <= ts]
         return [c for c in (self.unshelve(i, "system", ts, "expired") for i in expired) if c is not None]
+
+    @staticmethod
+    def assign(incident: Incident, user: str, ts: float, assignee: str | None) -> IncidentChange | None:
+        """Assign to a user (None: unassign); any state but closed. Re-assigning to the same user is a
+        no-op (returns None). Works on any incident object: resolved ones are not in this view."""
+        if incident.state is IncidentState.CLOSED:
+            raise IncidentError("a closed incident cannot be assigned")
+        if incident.assignee == assignee:
+            return None
+        detail: dict[str, object] = {"assignee": assignee, "previous": incident.assignee}
+        entry = TimelineEntry(ts, "assigned" if assignee else "unassigned", user, detail)
+        incident.assignee, incident.updated_at = assignee, ts
+        incident.timeline.append(entry)
+        return IncidentChange(incident, entries=[entry])
+
+    @staticmethod
+    def comment(incident: Incident, user: str, ts: float, text: str) -> IncidentChange:
+        """A note in the timeline; any state but closed (a closed incident's record is final)."""
+        if incident.state is IncidentState.CLOSED:
+            raise IncidentError("a closed incident cannot be commented on")
+        entry = TimelineEntry(ts, "commented", user, {"text": text})
+        incident.updated_at = ts
+        incident.timeline.append(entry)
+        return IncidentChange(incident, entries=[entry])
 
     def take_out_of_service(self, record: OutOfService) -> None:
         self.out_of_service[(record.estate, record.device)] = record

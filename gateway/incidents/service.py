@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator, Callable
 
 from gateway.alerts import Transition
 from gateway.incidents.feed import IncidentFeed
+from gateway.incidents.live import LiveFeed
 from gateway.incidents.manager import Grouping, IncidentChange, IncidentError, IncidentManager
-from gateway.model import Clock, Incident, IncidentState, OutOfService, TimelineEntry
+from gateway.model import Clock, Incident, IncidentState, OutOfService, Priority, TimelineEntry
 from gateway.store.base import IncidentQuery, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -23,10 +24,17 @@ log = logging.getLogger(__name__)
 
 class IncidentService:
     def __init__(
-        self, store: Store, clock: Clock, feed: IncidentFeed | None = None, grouping: Grouping | None = None
+        self,
+        store: Store,
+        clock: Clock,
+        feed: IncidentFeed | None = None,
+        grouping: Grouping | None = None,
+        live: LiveFeed | None = None,
     ) -> None:
         self.store, self.clock = store, clock
         self.feed = feed or IncidentFeed()
+        # The resumable stream of incident and device changes (the WebSocket feed reads it).
+        self.live = live or LiveFeed()
         self.grouping = grouping or Grouping()
         self.manager = IncidentManager(self.grouping)
         self._lock = asyncio.Lock()
@@ -80,6 +88,68 @@ class IncidentService:
         async with self._locked():
             change = self.manager.acknowledge(incident_id, user, self.clock.now(), source, note)
             return await self._commit_or_current(change, incident_id)
+
+    async def acknowledge_many(
+        self,
+        incident_ids: list[int],
+        user: str,
+        source: str = "",
+        note: str = "",
+        visible: Callable[[Incident], bool] = lambda _: True,
+    ) -> dict[int, str]:
+        """Ack a batch (a flood) in one turn of the lock and one commit. Each id's outcome:
+        `acknowledged`, `already_acknowledged`, `not_found` (no such incident, or `visible` says the caller
+        may not see it), or the state that forbids an ack (`resolved`, `closed`)."""
+        async with self._locked():
+            outcomes: dict[int, str] = {}
+            mine: list[int] = []
+            for incident_id in dict.fromkeys(incident_ids):
+                incident = self.manager.by_id.get(incident_id)
+                if incident is None:  # resolved, closed, or never was: the store knows which
+                    incident = await self.store.get_incident(incident_id)
+                    if incident is None or not visible(incident):
+                        outcomes[incident_id] = "not_found"
+                    else:
+                        outcomes[incident_id] = incident.state.value
+                elif not visible(incident):
+                    outcomes[incident_id] = "not_found"
+                else:
+                    mine.append(incident_id)
+            changes, acked = self.manager.acknowledge_many(mine, user, self.clock.now(), source, note)
+            await self._commit(changes)
+            outcomes.update(acked)
+            return {incident_id: outcomes[incident_id] for incident_id in dict.fromkeys(incident_ids)}
+
+    def open_incidents(
+        self, estates: frozenset[str] | None, estate: str | None = None, priority: Priority | None = None
+    ) -> list[int]:
+        """Ids of the open (unacknowledged) incidents in scope, optionally of one estate and priority."""
+        return [
+            i.id for i in self.manager.by_id.values()
+            if i.state is IncidentState.OPEN and (estates is None or i.estate in estates)
+            and (estate is None or i.estate == estate) and (priority is None or i.priority is priority)
+        ]  # fmt: skip
+
+    async def assign(self, incident_id: int, user: str, assignee: str | None) -> Incident:
+        async with self._locked():
+            incident = await self._any_state(incident_id)
+            change = self.manager.assign(incident, user, self.clock.now(), assignee)
+            if change is not None:
+                await self._commit([change])
+            return incident
+
+    async def comment(self, incident_id: int, user: str, text: str) -> Incident:
+        async with self._locked():
+            incident = await self._any_state(incident_id)
+            await self._commit([self.manager.comment(incident, user, self.clock.now(), text)])
+            return incident
+
+    async def _any_state(self, incident_id: int) -> Incident:
+        """The in-memory incident while unresolved (so the view and the store agree), else the stored one."""
+        incident = self.manager.by_id.get(incident_id) or await self.store.get_incident(incident_id)
+        if incident is None:
+            raise IncidentError(f"incident {incident_id} not found")
+        return incident
 
     async def resolve(self, incident_id: int, user: str, cause: str, note: str = "") -> Incident:
         async with self._locked():
@@ -181,6 +251,7 @@ class IncidentService:
             raise
         self.manager.committed(changes)
         self.feed.publish(changes)
+        self.live.publish_incidents(changes)
         for listener in self.listeners:
             try:
                 listener(changes)

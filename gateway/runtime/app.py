@@ -29,12 +29,14 @@ from drivers.stats import StatsRegistry
 from drivers.transports.modbus import EndpointPool
 from drivers.transports.mqtt import BrokerSettings, MqttIngress, Route
 from drivers.watch import PointWatch
-from gateway.alerts import AlertEngine
+from gateway.alerts import AlertEngine, DeviceInfo
 from gateway.alerts.rules import load_default_rules, merge_rules
 from gateway.api import ApiContext, TokenAuth, create_app
 from gateway.config import ConfigError, GatewayConfig
-from gateway.incidents import Grouping, IncidentFeed, IncidentService
+from gateway.console import RecentReadings
+from gateway.incidents import DeviceStateTracker, Grouping, IncidentFeed, IncidentService, LiveFeed
 from gateway.ingest import IngestQueue
+from gateway.kpi import KpiEngine
 from gateway.model import Clock, Family, SystemClock
 from gateway.runtime.anpr import (
     BarrierOpener,
@@ -45,7 +47,8 @@ from gateway.runtime.anpr import (
 )
 from gateway.runtime.build import BoundDevice, bind_devices
 from gateway.runtime.escalation import EscalationRuntime
-from gateway.runtime.pipeline import Pipeline
+from gateway.runtime.pipeline import Observer, Pipeline
+from gateway.sinks import InfluxSink, LineEncoder, open_incident_counts
 from gateway.store import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -97,10 +100,24 @@ class App:
         grouping = Grouping(
             config.incidents.correlation_window, config.incidents.flood_count, config.incidents.flood_window
         )
-        self.service = IncidentService(self.store, self.clock, self.feed, grouping)
+        self.live = LiveFeed()  # the console's and API clients' resumable feed
+        self.service = IncidentService(self.store, self.clock, self.feed, grouping, self.live)
         rules = merge_rules(load_default_rules(), config.rules)
-        self.engine = AlertEngine(rules, [d.info for d in devices], self.clock)
-        self.pipeline = Pipeline(self.queue, self.engine, self.service)
+        infos = [d.info for d in devices]
+        self.engine = AlertEngine(rules, infos, self.clock)
+        self.device_state = DeviceStateTracker(self.live, infos, self.engine.online, self.clock)
+        self.kpi = KpiEngine.from_config(config, infos, self.clock, self.store, rules)
+        self.service.listeners.append(self.kpi.on_incident_changes)
+        self.recent = RecentReadings()  # the console's device charts
+        observers: list[Observer] = [self.device_state, self.kpi, self.recent]
+        self.pipeline = Pipeline(self.queue, self.engine, self.service, observers=observers)
+        self._kpi_task: asyncio.Task[None] | None = None
+        self.sink: InfluxSink | None = None
+        self._sink_task: asyncio.Task[None] | None = None
+        if config.influx.enabled:
+            self.sink = self._influx_sink(infos)
+            self.pipeline.observers.append(self.sink)
+            self.service.listeners.append(self.sink.on_incident_changes)
         self.escalation: EscalationRuntime | None = None
         if config.escalation.enabled:
             has_mqtt = any(isinstance(d.profile, MqttProfile) for d in devices)
@@ -192,6 +209,19 @@ class App:
         classifier = classifier_for(bound, self.registries)
         return PlateDecoder(bound.estate, cfg.id, bound.profile, stats, classifier, opener)
 
+    def _influx_sink(self, infos: list[DeviceInfo]) -> InfluxSink:
+        """Readings, events, alarms, incidents, KPIs and health to InfluxDB, spooled while it is away."""
+        estates = [e.id for e in self.config.estates]
+        return InfluxSink(
+            self.config.influx,
+            LineEncoder.of(infos),
+            base_dir=self.base_dir,
+            gateway_id=self.config.gateway_id,
+            health=self.health,
+            open_incidents=lambda: open_incident_counts(self.service, estates),
+            kpis=lambda: [(v.estate, v.period, v.name, v.value) for v in self.kpi.snapshot()],
+        )
+
     def health(self) -> dict[str, Any]:
         online = [self.engine.online(d.estate, d.config.id) for d in self.devices]
         return {
@@ -212,6 +242,10 @@ class App:
             "alarms_in_flood": self.service.manager.flooded,
             "chattering_alarms": self.service.manager.chattering,
             "transitions_held_out_of_service": self.service.manager.held,
+            "feed_seq": self.live.seq,
+            "feed_clients": self.live.subscribers,
+            "kpi_save_failures": self.kpi.save_failures,
+            **({f"sink_{k}": v for k, v in self.sink.stats().items()} if self.sink else {}),
             **(self.escalation.health() if self.escalation else {}),
         }
 
@@ -227,6 +261,15 @@ class App:
         log.info("store: sqlite %s", self.store.path)
         active = await self.service.start()
         self.engine.restore_active(active)
+        self.device_state.restore_alarms(
+            (i.estate, i.device, i.key, i.rule.priority) for i in self.engine.instances if i.active
+        )
+        await self.kpi.load()
+        self.kpi.restore_active(active)
+        self._kpi_task = asyncio.create_task(self.kpi.run(), name="kpi-save")
+        if self.sink is not None:
+            self._sink_task = asyncio.create_task(self.sink.run(), name="influx-sink")
+            log.info("influx sink: %s bucket %s", self.config.influx.url, self.config.influx.bucket)
         self.engine.restore_windows(await self.store.load_windows())
         restore_passes(self.registries, await self.store.load_visitor_passes(self.clock.now()))
         log.info(
@@ -259,7 +302,7 @@ class App:
             self.service,
             [d.info for d in self.devices],
             self.stats,
-            TokenAuth(api.tokens),
+            TokenAuth.from_config(api, self.store, self.clock),  # config tokens, users, sessions, keys
             online=self.engine.online,
             health=self.health,
             commanders=self.commanders,  # filled as the drivers start (the same dict)
@@ -268,6 +311,9 @@ class App:
             rosters=self.escalation.rosters if self.escalation else {},
             ack_links=self.escalation.links if self.escalation else None,
             timezones={e.id: e.timezone for e in self.config.estates},
+            kpi=self.kpi,
+            estate_names={e.id: (e.name.zh, e.name.en) for e in self.config.estates},
+            recent=self.recent,
         )
         server, task, self.api_port = await _serve(create_app(ctx), api.host, api.port, "api")
         log.info("api: http://%s:%d (docs at /docs)", api.host, self.api_port)
@@ -313,6 +359,19 @@ class App:
             await asyncio.gather(self._escalation_task, return_exceptions=True)
         if self.escalation is not None:
             await self.escalation.close()
+        self.device_state.close()
+        if self.sink is not None:  # what it cannot write in time stays in the spool for the next start
+            await self.sink.close(max(0.5, deadline - time.monotonic() - 1.5))
+            if self._sink_task is not None:
+                self._sink_task.cancel()
+                await asyncio.gather(self._sink_task, return_exceptions=True)
+        if self._kpi_task is not None:
+            self._kpi_task.cancel()
+            await asyncio.gather(self._kpi_task, return_exceptions=True)
+        try:
+            await self.kpi.close()  # today's and this month's accumulations survive the restart
+        except Exception:
+            log.exception("kpi: final save failed; the figures since the last save are lost")
         await _shut(api, deadline - time.monotonic() - 0.5)
         self.endpoints.close()
         await self.store.close()

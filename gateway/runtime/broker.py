@@ -9,16 +9,15 @@ from __future__ import annotations
 import logging
 import shutil
 import socket
-import subprocess
-import tempfile
-import time
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
+
+from gateway.runtime.process import ServerError, ServerProcess, port_open
 
 CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
 
-class BrokerError(RuntimeError):
+class BrokerError(ServerError):
     """Mosquitto is missing or did not start."""
 
 
@@ -36,24 +35,22 @@ def find_mosquitto() -> str | None:
     return None
 
 
-class MosquittoProcess:
+class MosquittoProcess(ServerProcess):
     """`start()` → running broker on `port`; `stop()` terminates it (then kills) by PID."""
 
+    slug = name = "mosquitto"
+    error = BrokerError
+    stop_timeout = 5.0
+    log_limit = None  # the whole log: the benchmark prints its tail
+
     def __init__(self, port: int | None = None, max_inflight: int = 1000, persistence: bool = True) -> None:
+        super().__init__()
         self.port = port or free_port()
         self.max_inflight = max_inflight
         self.persistence = persistence
-        self._dir = tempfile.TemporaryDirectory(prefix="eg-mosquitto-")
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
 
     def _write_config(self) -> Path:
-        folder = Path(self._dir.name)
-        conf = folder / "mosquitto.conf"
+        conf = self.folder / "mosquitto.conf"
         lines = [
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
@@ -61,7 +58,7 @@ class MosquittoProcess:
             f"max_inflight_messages {self.max_inflight}",
             "max_queued_messages 100000",
             f"persistence {'true' if self.persistence else 'false'}",
-            f"persistence_location {folder}/",
+            f"persistence_location {self.folder}/",
             "log_dest stderr",
             "log_type error",
             "log_type warning",
@@ -69,51 +66,14 @@ class MosquittoProcess:
         conf.write_text("\n".join(lines) + "\n")
         return conf
 
-    def start(self, timeout: float = 10.0) -> MosquittoProcess:
+    def command(self) -> list[str]:
         binary = find_mosquitto()
         if binary is None:
             raise BrokerError("mosquitto is not installed: run scripts/setup.sh (apt-get install mosquitto)")
-        conf = self._write_config()
-        self._log = open(Path(self._dir.name) / "mosquitto.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BrokerError(f"mosquitto exited with {self.proc.returncode}: {self.log_text()[-500:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise BrokerError(f"mosquitto did not listen on {self.port} within {timeout}s")
+        return [binary, "-c", str(self._write_config())]
 
-    def log_text(self) -> str:
-        path = Path(self._dir.name) / "mosquitto.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def close(self) -> None:
-        self.stop()
-        self._dir.cleanup()
-
-    def __enter__(self) -> MosquittoProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def ready(self) -> bool:
+        return port_open(self.port)
 
 
 class EmbeddedBroker:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from drivers.sim.host import SimulationHost
 from drivers.sim.scenario import Step, load_scenario, play
+from gateway.auth import AccountError, Accounts
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.config.loader import load_config_with_lines
 from gateway.escalation.checks import escalation_warnings
@@ -23,6 +24,7 @@ from gateway.incidents import alarm_state
 from gateway.runtime.app import App
 from gateway.runtime.broker import EmbeddedBroker, free_port, start_local_broker
 from gateway.runtime.build import bind_devices
+from gateway.runtime.user_cli import add_user_parser, cmd_user
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "demo-estate.yaml"
 log = logging.getLogger("estate-gateway")
@@ -121,8 +123,10 @@ async def _demo(args: argparse.Namespace) -> None:
             if app.push_port is not None:
                 host.push_to(app.push_port)
             url = f"http://{config.api.host}:{app.api_port}"
+            password = await _demo_console_user(app)
             print("\n  estate-gateway demo — 阳光花园 / Sunshine Garden")
             print(f"  broker  {broker.description}")
+            print(f"  console {url}/console/   user demo   password {password}")
             print(f"  API     {url}   (OpenAPI: {url}/docs)")
             print(f"  token   curl -H 'Authorization: Bearer {token}' {url}/incidents")
             print("  Ctrl-C stops everything.\n", flush=True)
@@ -142,6 +146,20 @@ async def _demo(args: argparse.Namespace) -> None:
         await broker.aclose()
         workdir.cleanup()
     print("demo stopped; broker, simulators and gateway are down.")
+
+
+async def _demo_console_user(app: App) -> str:
+    """A supervisor for every estate with a fresh password, shown on the terminal only (never logged);
+    a --db kept from an earlier demo keeps its user, whose password is reset."""
+    password = secrets.token_urlsafe(12)
+    while "demo" in password.lower():  # the policy refuses a password holding the username
+        password = secrets.token_urlsafe(12)
+    accounts = Accounts(app.store)
+    try:
+        await accounts.add_user("demo", "supervisor", ["*"], password, "演示 Demo")
+    except AccountError:
+        await accounts.update_user("demo", password=password, disabled=False)
+    return password
 
 
 async def _print_incidents(app: App) -> None:
@@ -191,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--duration", type=float, default=0, help="stop after this many seconds (0: run until Ctrl-C)"
     )
+    add_user_parser(sub)
     return parser
 
 
@@ -198,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "check-config":
         return cmd_check_config(args.config)
+    if args.command == "user":
+        return cmd_user(args)
     _setup_logging(
         args.log_level if args.command != "demo" else os.environ.get("ESTATE_GATEWAY_LOG", "WARNING")
     )

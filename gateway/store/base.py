@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from gateway.auth.store import AccountStore
 from gateway.model import (
     AuditEntry,
     EscalationStep,
@@ -32,7 +33,7 @@ class IncidentQuery:
     offset: int = 0
 
 
-class Store(Protocol):
+class Store(AccountStore, Protocol):
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -43,6 +44,13 @@ class Store(Protocol):
         """Persist changes (and changed rule windows) in one transaction; new incidents get their ids."""
 
     async def load_windows(self) -> dict[str, dict[str, list[float]]]: ...
+
+    async def save_kpi_buckets(
+        self, rows: list[tuple[str, str, str, str]], deleted: list[tuple[str, str, str]]
+    ) -> None:
+        """KPI accumulators: upsert (estate, kind, key, JSON) rows, delete (estate, kind, key) ones."""
+
+    async def load_kpi_buckets(self) -> list[tuple[str, str, str, str]]: ...
 
     async def record_audit(self, entry: AuditEntry) -> None: ...
 

@@ -24,6 +24,8 @@ from gateway.model import (
     VisitorPass,
 )
 from gateway.store.base import IncidentQuery, StoreError
+from gateway.store.sqlite_accounts import MIGRATION_ACCOUNTS, SqliteAccounts
+from gateway.store.sqlite_kpi import MIGRATION_KPI, SqliteKpi
 
 if TYPE_CHECKING:
     from gateway.incidents.manager import IncidentChange
@@ -122,6 +124,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE escalation_steps ADD COLUMN hold_until REAL
     """,
+    # 12: users, login sessions, API keys (gateway/auth; tables in sqlite_accounts.py)
+    MIGRATION_ACCOUNTS,
+    # 13: KPI accumulators per estate and day / hour (gateway/kpi; table in sqlite_kpi.py)
+    MIGRATION_KPI,
 ]
 
 _COLUMNS = (
@@ -139,7 +145,7 @@ _UPDATE = (
 )
 
 
-class SqliteStore:
+class SqliteStore(SqliteAccounts, SqliteKpi):
     """Store on one SQLite file. `path=":memory:"` works for unit tests."""
 
     def __init__(self, path: str | Path) -> None:
