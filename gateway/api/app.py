@@ -1,6 +1,7 @@
 """FastAPI application. Downstream of the store and the feed: it reads them and sends operator actions
-through the IncidentService, the one path that changes incident state. Every route but /health needs a
-bearer token (see auth.py)."""
+through the IncidentService, the one path that changes incident state. Every route declares its least role
+(auth.require) or that it is public (health, login, signed ack links, console pages that check the session
+themselves); credentials are config tokens, API keys or a console session (see auth.py)."""
 
 import time
 from typing import Any
