@@ -71,6 +71,7 @@ class ModbusDeviceDriver:
         ts_ns = int(self.clock.now() * 1e9)
         items: list[Item] = []
         chunks: list[tuple[ModbusPoint, list[int]]] = []
+        refused: list[ModbusPoint] = []  # points of blocks answered with an exception
         alive, complete = False, True
         for block in self.blocks:
             try:
@@ -79,6 +80,7 @@ class ModbusDeviceDriver:
                 alive = True  # it answered, with an exception
                 reason = f"exception_{exc.exception_code}" if exc.exception_code is not None else "protocol"
                 self._count_error(reason, exc, block)
+                refused.extend(block.points)
                 continue
             except (DriverTimeout, DriverConnectionError) as exc:
                 self._count_error("timeout" if isinstance(exc, DriverTimeout) else "connection", exc, block)
@@ -91,7 +93,7 @@ class ModbusDeviceDriver:
             chunks.extend(self._slice(block, words))
             items.extend(self._alarm_readings(block, words, ts_ns))
         if complete:  # a cycle cut short by a timeout reports nothing but the device's state
-            items = self._point_readings(chunks, ts_ns) + items
+            items = self._point_readings(chunks, ts_ns) + self._refused_readings(refused, ts_ns) + items
         else:
             items.clear()
         if alive:
@@ -164,6 +166,13 @@ class ModbusDeviceDriver:
                 )
             )
         return items
+
+    def _refused_readings(self, points: list[ModbusPoint], ts_ns: int) -> list[Item]:
+        """A point whose block the device refuses (device failure, illegal address) is unknown now: it is
+        reported bad on every such poll, not left at its last value (which would look current)."""
+        for point in points:
+            self._last_good.pop(point.name, None)
+        return [Reading(ts_ns, self.estate, self.device, p.name, 0, p.unit, Quality.BAD) for p in points]
 
     def _track_online(self, alive: bool, ts_ns: int, items: list[Item]) -> None:
         if alive:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from drivers.errors import DecodeError
@@ -31,6 +31,7 @@ from gateway.model import DeviceEvent, Item, Reading, Source, Value
 __all__ = ["DEDUP_SIZE", "MqttJsonDecoder", "parse_object"]
 
 DEDUP_SIZE = 1024
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _coerce(raw: Any, point: JsonPoint, name: str) -> Value:
@@ -59,7 +60,9 @@ def _epoch_ns(raw: Any, path: str) -> int:
         except ValueError:
             moment = None
         if moment is not None and moment.tzinfo is not None:
-            return int(moment.timestamp() * 1e9)
+            seconds = (moment - _EPOCH).total_seconds()  # no OverflowError for year 1 at +14:00
+            if 0 < seconds < 1e11:  # the range epoch numbers are held to: year 1 is no capture time
+                return int(seconds * 1e9)
     raise DecodeError("bad_type", f"{path}: not an epoch timestamp or an ISO 8601 time with an offset")
 
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: a private Mosquitto per test session (free port, stopped by PID)."""
+"""Shared fixtures: a private Mosquitto and PostgreSQL per test session (free port, stopped by PID), and
+the `make_store` factory parametrized over the store engines (tests/integration/postgres.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from gateway.runtime.broker import MosquittoProcess
+from tests.integration.postgres import make_store, postgres, store_engine  # noqa: F401 - fixtures
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ Every failure raises DecodeError with a short reason ('too_large', 'bad_json', '
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +17,9 @@ from drivers.payload import MISSING, at, parse_object, plain_scalar
 from drivers.payload_match import as_text
 from drivers.profiles.push import HttpPushProfile
 from gateway.model import DeviceEvent, Source
+
+MAX_RECORD_PART = 128
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _text(value: Any) -> str:
@@ -82,18 +85,32 @@ class PushDecoder:
             if isinstance(raw, int | float) and not isinstance(raw, bool) and 0 < raw < 1e11:
                 return int(raw * 1e9)
             raise DecodeError("bad_type", f"{spec.path}: not an epoch timestamp")
+        if not isinstance(raw, str) or len(raw) > 64:  # str() of a deep nest would blow the stack
+            raise DecodeError("bad_type", f"{spec.path}: not a local time: {type(raw).__name__}")
         try:
-            local = datetime.fromisoformat(str(raw)).replace(tzinfo=self.zone)
+            moment = datetime.fromisoformat(raw)
         except ValueError as exc:
-            raise DecodeError("bad_type", f"{spec.path}: not a local time: {str(raw)[:32]}") from exc
-        return int(local.timestamp() * 1e9)
+            raise DecodeError("bad_type", f"{spec.path}: not a local time: {raw[:32]}") from exc
+        if moment.tzinfo is None:  # the usual case: the camera's wall clock, in the estate's zone
+            moment = moment.replace(tzinfo=self.zone)
+        seconds = (moment - _EPOCH).total_seconds()
+        if not 0 < seconds < 1e11:  # the range epoch numbers are held to
+            raise DecodeError("bad_type", f"{spec.path}: out of range: {raw}")
+        return int(seconds * 1e9)
 
     def _record(self, data: dict[str, Any], plate: str, ts_ns: int) -> str:
         paths = self.profile.record_id
         if not paths:
             return f"{plate}@{ts_ns}"
-        parts = [at(data, path) for path in paths]
-        missing = [path for path, part in zip(paths, parts, strict=True) if part is MISSING]
-        if missing:
-            raise DecodeError("missing_field", missing[0])
-        return "/".join(_text(part) for part in parts)
+        texts = []
+        for path in paths:
+            part = at(data, path)
+            if part is MISSING:
+                raise DecodeError("missing_field", path)
+            # An object is no id (and str() of a deep nest blows the stack); a huge one would sit in
+            # the camera's dedup memory: both refused.
+            text = None if isinstance(part, dict | list) else _text(part)
+            if text is None or len(text) > MAX_RECORD_PART:
+                raise DecodeError("bad_type", f"{path}: not a record id")
+            texts.append(text)
+        return "/".join(texts)

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import math
 import random
+import ssl
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,7 @@ from paho.mqtt.properties import Properties
 
 from drivers.errors import DecodeError, DriverConnectionError, DriverTimeout
 from drivers.mqtt_device import parse_object
+from drivers.transports.dead_letter import DeadLetters
 from drivers.transports.mqtt_routes import Route, SharedTopic, prefix, targets
 from gateway.model import Clock, DeviceEvent, Envelope, Item
 
@@ -52,6 +54,23 @@ class BrokerSettings:
     session_expiry: int = 3600  # seconds the broker keeps our session (and queues QoS 1) while we are away
     receive_maximum: int = 1000  # QoS 1 messages the broker may have in flight to us, unacked
     max_backlog: int = 2000  # read messages not yet handed to the core; above it we stop reading
+    tls: bool = False
+    ca_file: str | None = None  # None: the system's CAs
+    cert_file: str | None = None  # client certificate, where the broker asks for one
+    key_file: str | None = None
+    tls_insecure: bool = False  # skip the host-name check only; the chain is still verified
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context for this broker, or None for plain TCP. Raises OSError/ssl.SSLError on
+        unreadable files: a config problem, reported once at start rather than on every reconnect."""
+        if not self.tls:
+            return None
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if self.cert_file is not None:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        if self.tls_insecure:
+            context.check_hostname = False
+        return context
 
 
 class ReadGate:
@@ -135,6 +154,7 @@ class MqttIngress:
 
     def __init__(self, settings: BrokerSettings, routes: list[Route], clock: Clock) -> None:
         self.settings, self.clock = settings, clock
+        self._ssl = settings.ssl_context()  # built once: a bad cert path fails here, not every reconnect
         self._routes: dict[str, list[Route | SharedTopic]] = {}
         for target in targets(routes):
             self._routes.setdefault(prefix(target.topic_filter), []).append(target)
@@ -146,6 +166,7 @@ class MqttIngress:
         self._client: aiomqtt.Client | None = None
         self._connected_at = 0.0
         self.read_gate: ReadGate | None = None
+        self.dead_letters: DeadLetters | None = None  # set by the runtime when configured
 
     @property
     def backlog(self) -> int:
@@ -192,6 +213,7 @@ class MqttIngress:
             password=s.password,
             keepalive=s.keepalive,
             will=will,
+            tls_context=self._ssl,
             # Default for connect and for the graceful disconnect at shutdown (which must fit the gateway's
             # 5 s stop budget); subscribe/publish at set-up pass their own, longer timeout.
             timeout=3,
@@ -244,11 +266,11 @@ class MqttIngress:
                 else route.decoder.decode_object(topic, data, len(payload), int(now * 1e9))
             )
         except DecodeError as exc:
-            self._reject(route, topic, exc.reason, exc)
+            self._reject(route, topic, exc.reason, exc, payload)
             ack()  # nothing to commit: a bad payload is consumed, counted and logged
             return
         except Exception as exc:  # a decoder bug: the same, or a redelivered poison message wedges ingest
-            self._reject(route, topic, "decoder_crash", exc)
+            self._reject(route, topic, "decoder_crash", exc, payload)
             ack()
             return
         if route.watch is not None:
@@ -275,6 +297,8 @@ class MqttIngress:
             data = parse_object(payload)
         except DecodeError as exc:
             self.unattributed[exc.reason] += 1
+            if self.dead_letters is not None:
+                self.dead_letters.offer(topic, exc.reason, payload)
             if self.unattributed.total() & 0x3FF == 1:
                 log.warning("mqtt: unreadable payload on shared topic %s: %s", topic, exc)
             return None, None
@@ -302,9 +326,17 @@ class MqttIngress:
         except aiomqtt.MqttError as exc:
             raise DriverConnectionError(f"publish failed: {exc}") from exc
 
-    @staticmethod
-    def _reject(route: Route, topic: str, reason: str, exc: Exception) -> None:
+    def send_nowait(self, topic: str, payload: bytes) -> bool:
+        """Publish QoS 0 without waiting (dead letters): handed to the client's send buffer, or False."""
+        client = self._client
+        if client is None or not self.connected:
+            return False
+        return client._client.publish(topic, payload, qos=0).rc == 0
+
+    def _reject(self, route: Route, topic: str, reason: str, exc: Exception, payload: bytes) -> None:
         route.stats.error(reason)
+        if self.dead_letters is not None:
+            self.dead_letters.offer(topic, reason, payload, (route.decoder.estate, route.decoder.device))
         if sum(route.stats.errors.values()) & 0x3FF == 1:  # the 1st, 1025th, ...: loud enough, never a flood
             log.warning(
                 "%s/%s: rejected payload on %s: %s: %s",

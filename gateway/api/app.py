@@ -62,4 +62,22 @@ def create_app(ctx: ApiContext) -> FastAPI:
         trusted_proxies=ctx.auth.settings.trusted_proxies,
         resolvers={"incident_id": incident_estate},
     )
+    _document_plain_422(app)
     return app
+
+
+def _document_plain_422(app: FastAPI) -> None:
+    """FastAPI documents every 422 as a list of validation errors, but our own 422s (a plate that is no
+    plate, a month that is no month) carry one sentence: the schema says both, so a client generated from
+    it (and schemathesis) reads what is really sent."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        error = schema.get("components", {}).get("schemas", {}).get("HTTPValidationError", {})
+        detail = error.get("properties", {}).get("detail")
+        if detail is not None and "anyOf" not in detail:
+            error["properties"]["detail"] = {"anyOf": [detail, {"type": "string"}], "title": "Detail"}
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

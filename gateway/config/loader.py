@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from gateway.config.schema import GatewayConfig
 
@@ -75,6 +75,12 @@ def _parse(text: str, filename: str, environ: Mapping[str, str]) -> tuple[Gatewa
     except MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise ConfigError([ConfigIssue(filename, line, "", f"YAML: {exc.problem}")]) from exc
+    except YAMLError as exc:  # a ReaderError (a control character) has a position, not a mark
+        position = getattr(exc, "position", None)
+        line = text.count("\n", 0, position) + 1 if isinstance(position, int) else 1
+        raise ConfigError([ConfigIssue(filename, line, "", f"YAML: {getattr(exc, 'reason', exc)}")]) from exc
+    except RecursionError as exc:  # ruamel's parser recurses once per nesting level
+        raise ConfigError([ConfigIssue(filename, 1, "", "YAML: nested too deeply")]) from exc
     if not isinstance(tree, CommentedMap):
         raise ConfigError([ConfigIssue(filename, 1, "", "the file must be a mapping at the top")])
     lines: dict[PathKey, int] = {}

@@ -284,6 +284,9 @@ class RuleConfig(_Strict):
         return self
 
 
+LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
 class MqttBrokerConfig(_Strict):
     host: str = Field("127.0.0.1", description="Broker host")
     port: Port = Field(1883, description="Broker port")
@@ -306,6 +309,34 @@ class MqttBrokerConfig(_Strict):
     receive_maximum: int = Field(
         1000, ge=1, le=65535, description="Unacked QoS 1 messages the broker may send us at once (MQTT 5)"
     )
+    dead_letter_topic: str | None = Field(
+        None,
+        description="Rejected payloads are republished here (QoS 0, rate-limited, truncated), e.g. "
+        "estate-gateway/{gateway}/dead-letter; {gateway} is the gateway_id; unset: off",
+    )
+    dead_letter_rate: int = Field(10, ge=1, le=10000, description="Dead letters published per second at most")
+    tls: bool = Field(False, description="Connect over TLS (port 8883 by convention)")
+    ca_file: str | None = Field(None, description="CA that signed the broker's certificate; unset: system's")
+    cert_file: str | None = Field(None, description="Client certificate (PEM) where the broker asks for one")
+    key_file: str | None = Field(None, description="Private key of cert_file (PEM)")
+    tls_insecure: bool = Field(
+        False, description="Skip the host-name check (the chain is still verified); test rigs only"
+    )
+    allow_plaintext: bool = Field(
+        False, description="Allow a non-TLS connection to a broker that is not on this host"
+    )
+
+    @model_validator(mode="after")
+    def _tls_off_localhost(self) -> MqttBrokerConfig:
+        # Credentials and device traffic must not cross a network in clear text by accident.
+        if not self.tls and not self.allow_plaintext and self.host not in LOCAL_HOSTS:
+            raise ValueError(
+                f"broker {self.host!r} is not on this host: set 'tls: true' (with ca_file), or "
+                "'allow_plaintext: true' to send credentials and device traffic unencrypted"
+            )
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("'key_file' needs 'cert_file'")
+        return self
 
 
 class IngestConfig(_Strict):
@@ -323,8 +354,25 @@ class IncidentsConfig(_Strict):
 
 
 class StoreConfig(_Strict):
-    kind: Literal["sqlite"] = Field("sqlite", description="Store engine (PostgreSQL arrives with issue 10)")
+    engine: Literal["sqlite", "postgres"] = Field(
+        "sqlite", description="sqlite: one file, one instance; postgres: several instances share one database"
+    )
     path: str = Field("var/estate-gateway.db", description="SQLite file; relative to the working dir")
+    dsn: str = Field(
+        "",
+        repr=False,  # holds a password: never in a log line or a traceback
+        description='PostgreSQL DSN (postgresql://user:pw@host/db); write "${PG_DSN}", it has a password',
+    )
+    pool_min: int = Field(1, ge=1, description="PostgreSQL connections kept open")
+    pool_max: int = Field(10, ge=1, description="PostgreSQL connections at most")
+
+    @model_validator(mode="after")
+    def _postgres_needs_a_dsn(self) -> StoreConfig:
+        if self.engine == "postgres" and not self.dsn:
+            raise ValueError("store.engine postgres needs store.dsn")
+        if self.pool_min > self.pool_max:
+            raise ValueError("store.pool_min is above store.pool_max")
+        return self
 
 
 class ApiTokenConfig(_Strict):

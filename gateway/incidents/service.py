@@ -259,6 +259,8 @@ class IncidentService:
                 log.exception("incident listener %r failed", listener)
 
     async def get(self, incident_id: int) -> Incident | None:
+        if not 0 < incident_id < 2**63:  # beyond SQLite's INTEGER: no such incident (not an OverflowError)
+            return None
         return await self.store.get_incident(incident_id)
 
     async def list(self, query: IncidentQuery) -> list[Incident]:

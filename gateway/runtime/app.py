@@ -26,6 +26,7 @@ from drivers.mqtt_commands import MqttCommander
 from drivers.mqtt_device import MqttJsonDecoder
 from drivers.profiles import ModbusProfile, MqttProfile
 from drivers.stats import StatsRegistry
+from drivers.transports.dead_letter import DeadLetters
 from drivers.transports.modbus import EndpointPool
 from drivers.transports.mqtt import BrokerSettings, MqttIngress, Route
 from drivers.watch import PointWatch
@@ -49,7 +50,7 @@ from gateway.runtime.build import BoundDevice, bind_devices
 from gateway.runtime.escalation import EscalationRuntime
 from gateway.runtime.pipeline import Observer, Pipeline
 from gateway.sinks import InfluxSink, LineEncoder, open_incident_counts
-from gateway.store import SqliteStore
+from gateway.store import build_store, store_label
 
 log = logging.getLogger(__name__)
 SHUTDOWN_BUDGET = 5.0
@@ -95,8 +96,7 @@ class App:
         self.stats = StatsRegistry()
         self.queue = IngestQueue(config.ingest.queue_size)
         self.feed = IncidentFeed()
-        store_path = Path(config.store.path)
-        self.store = SqliteStore(store_path if store_path.is_absolute() else self.base_dir / store_path)
+        self.store = build_store(config.store, self.base_dir)
         grouping = Grouping(
             config.incidents.correlation_window, config.incidents.flood_count, config.incidents.flood_window
         )
@@ -192,12 +192,24 @@ class App:
                 session_expiry=m.session_expiry,
                 receive_maximum=m.receive_maximum,
                 max_backlog=m.max_backlog,
+                tls=m.tls,
+                ca_file=self._path_of(m.ca_file),
+                cert_file=self._path_of(m.cert_file),
+                key_file=self._path_of(m.key_file),
+                tls_insecure=m.tls_insecure,
             )
             ingress = self.mqtt = MqttIngress(settings, routes, self.clock)
+            if m.dead_letter_topic:
+                topic = m.dead_letter_topic.replace("{gateway}", self.config.gateway_id)
+                ingress.dead_letters = DeadLetters(topic, m.dead_letter_rate, ingress.send_nowait, self.clock)
             tasks["mqtt ingress"] = lambda: ingress.run(self.queue.put)
             for key, make in mqtt_commanders.items():
                 self.commanders[key] = make(publisher=ingress)
         return tasks
+
+    def _path_of(self, name: str | None) -> str | None:
+        """A file named in the site config; relative to the working dir, as the store path is."""
+        return None if name is None else str(self.base_dir / name)
 
     def _mqtt_decoder(self, bound: BoundDevice) -> MqttJsonDecoder:
         """A camera's plate reads are classified by its estate's registry; other devices decode as-is."""
@@ -220,6 +232,8 @@ class App:
             health=self.health,
             open_incidents=lambda: open_incident_counts(self.service, estates),
             kpis=lambda: [(v.estate, v.period, v.name, v.value) for v in self.kpi.snapshot()],
+            alarm=self.service.apply,  # "metrics spool failing" (disk full) as a gateway health alarm
+            estates=estates,
         )
 
     def health(self) -> dict[str, Any]:
@@ -233,6 +247,8 @@ class App:
             "core_errors": self.pipeline.core_errors,
             "mqtt_connected": self.mqtt.connected if self.mqtt else None,
             "mqtt_unrouted": self.mqtt.unrouted if self.mqtt else None,
+            **({f"mqtt_dead_letters_{k}": v for k, v in self.mqtt.dead_letters.stats().items()}
+               if self.mqtt and self.mqtt.dead_letters else {}),
             "devices": len(self.devices),
             "devices_online": sum(1 for o in online if o is True),
             "devices_offline": sum(1 for o in online if o is False),
@@ -258,7 +274,7 @@ class App:
     # -- lifecycle -------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         await self.store.open()
-        log.info("store: sqlite %s", self.store.path)
+        log.info("store: %s", store_label(self.store))
         active = await self.service.start()
         self.engine.restore_active(active)
         self.device_state.restore_alarms(

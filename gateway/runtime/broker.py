@@ -7,6 +7,8 @@ The gateway never relies on a system broker that may or may not be running.
 from __future__ import annotations
 
 import logging
+import os
+import pwd
 import shutil
 import socket
 from pathlib import Path
@@ -59,6 +61,10 @@ class MosquittoProcess(ServerProcess):
             "max_queued_messages 100000",
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.folder}/",
+            # Started as root, Mosquitto drops to user `mosquitto`, which cannot write our private temp
+            # folder: the persistence file is never saved ("Error: Permission denied" in its log) and a
+            # restart loses every session and queued message. Stay the user we are (ignored unless root).
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",
             "log_dest stderr",
             "log_type error",
             "log_type warning",

@@ -11,10 +11,11 @@ import asyncio
 import getpass
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 from gateway.auth import AccountError, Accounts, PasswordPolicyError
 from gateway.config import ConfigError, load_config
-from gateway.store import SqliteStore
+from gateway.store import PostgresStore, SqliteStore, build_store
 
 __all__ = ["add_user_parser", "cmd_user"]
 
@@ -22,7 +23,7 @@ __all__ = ["add_user_parser", "cmd_user"]
 def add_user_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("user", help="manage users (console logins and API key owners)")
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("-c", "--config", help="site config (its store.path is used)")
+    where.add_argument("-c", "--config", help="site config (its store is used)")
     where.add_argument("--db", help="SQLite store file")
     users = p.add_subparsers(dest="user_command", required=True)
     add = users.add_parser("add", help="add a user")
@@ -48,14 +49,14 @@ def _password(from_stdin: bool) -> str:
     return first
 
 
-def _db_path(args: argparse.Namespace) -> str:
+def _store(args: argparse.Namespace) -> SqliteStore | PostgresStore:
     if args.db:
-        return str(args.db)
-    return load_config(args.config).store.path
+        return SqliteStore(args.db)
+    return build_store(load_config(args.config).store, Path.cwd())  # SQLite or PostgreSQL, as configured
 
 
 async def _run(args: argparse.Namespace) -> int:
-    store = SqliteStore(_db_path(args))
+    store = _store(args)
     await store.open()
     try:
         accounts = Accounts(store)

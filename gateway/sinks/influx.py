@@ -40,6 +40,7 @@ from gateway.incidents.manager import IncidentChange
 from gateway.ingest import Item
 from gateway.sinks.lines import LineEncoder
 from gateway.sinks.spool import Spool
+from gateway.sinks.spool_alarm import SpoolAlarm
 from gateway.sinks.writer import BatchWriter, InfluxWriter, WriteRejected, WriteUnavailable
 
 __all__ = ["InfluxSink", "KpiSource", "OpenIncidentSource"]
@@ -71,8 +72,12 @@ class InfluxSink:
         open_incidents: OpenIncidentSource | None = None,
         kpis: KpiSource | None = None,
         clock: Callable[[], float] = time.time,
+        alarm: Callable[[list[Transition]], Awaitable[object]] | None = None,
+        estates: Sequence[str] = (),
     ) -> None:
+        """`alarm` (e.g. IncidentService.apply) gets the spool-failing health alarm for `estates`."""
         self.config, self.encoder, self.clock = config, encoder, clock
+        self.alarm, self.spool_alarm = alarm, SpoolAlarm(estates)
         self.gateway_id, self.health = gateway_id, health
         self.open_incidents, self.kpis = open_incidents, kpis
         self.writer: BatchWriter = writer or InfluxWriter(
@@ -161,10 +166,13 @@ class InfluxSink:
             batch = lines[start : start + size]
             try:
                 self.spool.append(batch, enqueued)
-            except OSError:  # disk full, folder gone: counted, and the sink goes on
+            except OSError as exc:  # disk full, folder gone: counted, and the sink goes on
                 self.dropped["spool_error"] += len(batch)
-                log.exception("influx sink: could not spool %d points (dropped)", len(batch))
+                if not self.spool_alarm.failing:  # logged once per episode, not per batch
+                    log.exception("influx sink: could not spool %d points (dropped)", len(batch))
+                self.spool_alarm.failed(exc)
                 continue
+            self.spool_alarm.succeeded()
             self.points_spooled += len(batch)
 
     # -- the writer ------------------------------------------------------------------------------
@@ -204,8 +212,9 @@ class InfluxSink:
                     outcome = await self._replay_one()
                 else:
                     outcome = await self._write_queue()
-            except OSError:  # the spool's disk: keep the writer alive, try again after a pause
+            except OSError as exc:  # the spool's disk: keep the writer alive, try again after a pause
                 log.exception("influx sink: spool I/O failed")
+                self.spool_alarm.failed(exc)
                 outcome = "retry"
             if outcome == "retry":
                 delay = min(self.config.retry_max, max(0.25, delay * 2))
@@ -249,9 +258,12 @@ class InfluxSink:
         """Put a batch back at the spool's front (in a worker thread: counters stay on the loop)."""
         try:
             self.spool.prepend(lines, enqueued)
-        except OSError:
-            log.exception("influx sink: could not spool %d points (dropped)", len(lines))
+        except OSError as exc:
+            if not self.spool_alarm.failing:
+                log.exception("influx sink: could not spool %d points (dropped)", len(lines))
+            self.spool_alarm.failed(exc)  # plain attribute writes: safe from the worker thread
             return False
+        self.spool_alarm.succeeded()
         return True
 
     def _count_front(self, lines: list[str], spooled: bool) -> None:
@@ -335,7 +347,26 @@ class InfluxSink:
                 log.exception("influx sink: %s failed; trying again in %.0fs", job.__name__, interval)
 
     async def _sync(self) -> None:
-        await asyncio.to_thread(self.spool.sync)
+        try:
+            await asyncio.to_thread(self.spool.sync)
+        finally:
+            await self._spool_alarm()
+
+    async def _spool_alarm(self) -> None:
+        """Raise or clear the spool-failing health alarm when its state changed (checked every fsync)."""
+        transitions = self.spool_alarm.transitions(self.clock())
+        if not transitions:
+            return
+        active = transitions[0].active
+        (log.error if active else log.info)(
+            "influx sink: spool %s", f"failing ({self.spool_alarm.reason})" if active else "writable again"
+        )
+        if self.alarm is not None:
+            try:
+                await self.alarm(transitions)
+            except Exception:
+                self.spool_alarm.raised = not active  # not applied: try again at the next check
+                raise
 
     async def snapshot(self) -> None:
         """Open incidents per estate and priority, and the gateway's health with the sink's own figures."""
@@ -431,6 +462,7 @@ class InfluxSink:
             "spool_points": self.spool.points,
             "spool_bytes": self.spool.bytes,
             "spool_corrupt_records": self.spool.corrupt_records,
+            "spool_failing": int(self.spool_alarm.failing),
         }
 
 

@@ -235,10 +235,11 @@ class LineEncoder:
             tags = {"estate": incident.estate, "priority": str(incident.priority), "event": entry.action,
                     "rule": incident.rule}  # fmt: skip
             fields: dict[str, FieldValue] = {"id": int(incident.id), "count": 1}
+            # clamped: after an NTP step back the wall clock can put the ack "before" the opening
             if entry.action == "acknowledged":
-                fields["tta_s"] = float(entry.ts - incident.opened_at)
+                fields["tta_s"] = max(0.0, float(entry.ts - incident.opened_at))
             elif entry.action == "resolved":
-                fields["ttr_s"] = float(entry.ts - incident.opened_at)
+                fields["ttr_s"] = max(0.0, float(entry.ts - incident.opened_at))
             line = self._line("incident", tags, fields, seconds_to_ns(entry.ts))
             if line is not None:
                 lines.append(line)

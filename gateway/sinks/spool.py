@@ -28,6 +28,8 @@ Thread safety: one lock guards the state and the files. The sink runs the slow c
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import struct
 import threading
@@ -175,16 +177,20 @@ class Spool:
             blob = _frame(points, stamp, payload)
             if front:
                 segment = (min(self._live) if self._live else _FIRST_ID) - 1
-                with (self.folder / _name(segment)).open("wb") as f:
-                    f.write(blob)
+                path = self.folder / _name(segment)
+                try:
+                    with path.open("wb") as f:
+                        f.write(blob)
+                except OSError:  # disk full: leave no torn record behind
+                    path.unlink(missing_ok=True)
+                    raise
                 self._dirty_dir = True
                 record = _Record(segment, 0, size, points, stamp)
                 self._records.appendleft(record)
                 self._sizes[segment] = size
             else:
                 segment, offset = self._tail_for(size)
-                assert self._tail is not None
-                self._tail.write(blob)
+                self._write_tail(blob, offset)
                 record = _Record(segment, offset, size, points, stamp)
                 self._records.append(record)
                 self._sizes[segment] = offset + size
@@ -223,9 +229,26 @@ class Spool:
 
     def _open_tail(self) -> None:
         assert self._tail_id is not None
-        self._tail = (self.folder / _name(self._tail_id)).open("ab", buffering=0)
+        try:
+            self._tail = (self.folder / _name(self._tail_id)).open("ab", buffering=0)
+        except OSError:  # the next append picks a fresh segment id again
+            self._tail, self._tail_id = None, None
+            raise
         self._sizes[self._tail_id] = 0
         self._dirty_dir = True
+
+    def _write_tail(self, blob: bytes, offset: int) -> None:
+        """Append one record whole or not at all. An unbuffered write on a full disk can be short without
+        raising; a torn record would shift every later offset, so the tail is cut back to `offset`."""
+        assert self._tail is not None
+        try:
+            written = self._tail.write(blob)
+            if written != len(blob):
+                raise OSError(errno.ENOSPC, f"short write to the spool ({written} of {len(blob)} bytes)")
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._tail.fileno(), offset)
+            raise
 
     # -- reading ---------------------------------------------------------------------------------
     def peek(self) -> SpoolBatch | None:

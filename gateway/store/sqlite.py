@@ -17,13 +17,12 @@ from gateway.model import (
     AuditEntry,
     EscalationStep,
     Incident,
-    IncidentState,
     OutOfService,
-    Priority,
     TimelineEntry,
     VisitorPass,
 )
 from gateway.store.base import IncidentQuery, StoreError
+from gateway.store.rows import incident_from_row
 from gateway.store.sqlite_accounts import MIGRATION_ACCOUNTS, SqliteAccounts
 from gateway.store.sqlite_kpi import MIGRATION_KPI, SqliteKpi
 
@@ -488,31 +487,7 @@ _NAMES = tuple(_COLUMNS.split(", "))
 
 def _incident(conn: sqlite3.Connection, row: tuple[Any, ...], with_timeline: bool) -> Incident:
     r = dict(zip(_NAMES, row, strict=True))
-    incident = Incident(
-        id=int(r["id"]),
-        estate=r["estate"],
-        device=r["device"],
-        rule=r["rule"],
-        alarm_key=r["alarm_key"],
-        priority=Priority(r["priority"]),
-        state=IncidentState(r["state"]),
-        title=r["title"],
-        title_en=r["title_en"],
-        opened_at=float(r["opened_at"]),
-        updated_at=float(r["updated_at"]),
-        active=bool(r["active"]),
-        escalation_level=int(r["escalation_level"]),
-        assignee=r["assignee"],
-        acknowledged_at=r["acknowledged_at"],
-        acknowledged_by=r["acknowledged_by"],
-        resolved_at=r["resolved_at"],
-        latched=bool(r["latched"]),
-        chattering=bool(r["chattering"]),
-        shelved_until=r["shelved_until"],
-        zone=r["zone"],
-        cause=r["cause"],
-        first_out=bool(r["first_out"]),
-    )
+    incident = incident_from_row(r)
     members = conn.execute("SELECT alarm_key, state FROM incident_alarms WHERE incident_id=?", (incident.id,))
     incident.members = dict(members.fetchall())
     if with_timeline:

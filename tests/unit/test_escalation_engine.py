@@ -1,5 +1,5 @@
-"""The escalation engine on a real SQLite store with an injected clock: ladder timing, ack stops it,
-restart resumes it exactly once, repeats, empty rosters, floods grouped per person and step.
+"""The escalation engine on a real store (SQLite and PostgreSQL) with an injected clock: ladder timing, ack
+stops it, restart resumes it exactly once, repeats, empty rosters, floods grouped per person and step.
 
 Channels are a recording seam here (the channel tests use real local receivers)."""
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +21,7 @@ from gateway.escalation.roster import Roster, people_finder
 from gateway.escalation.types import Notification, Person
 from gateway.incidents import Grouping, IncidentService
 from gateway.model import ManualClock, Priority, SystemClock
-from gateway.store import SqliteStore
+from tests.integration.postgres import StoreFactory
 from tests.unit.test_roster import duty_config, local
 
 T0 = 1_800_000_000.0
@@ -37,9 +36,12 @@ PEOPLE = {
 
 class Rig:
     def __init__(
-        self, tmp_path: Path, clock: ManualClock, policies: list[EscalationPolicyConfig] | None = None
+        self,
+        make_store: StoreFactory,
+        clock: ManualClock,
+        policies: list[EscalationPolicyConfig] | None = None,
     ):
-        self.path, self.clock = tmp_path / "esc.db", clock
+        self.make_store, self.clock = make_store, clock
         self.policies = policies or merge_policies(load_default_policies(), [])
         self.sent: list[tuple[float, str, tuple[int, ...], int, tuple[str, ...]]] = []
         self.fail_channels: set[str] = set()
@@ -47,7 +49,7 @@ class Rig:
         self.people_for: Callable[[str, str, float], list[Person]] | None = None
 
     async def start(self) -> tuple[IncidentService, Escalator]:
-        store = SqliteStore(self.path)
+        store = self.make_store("esc")
         await store.open()
         service = IncidentService(
             store, self.clock, grouping=Grouping(correlation_window=0, flood_count=1000)
@@ -94,9 +96,9 @@ def fire(ts: float, device: str = "fire-1", point: str = "L1-D002.fire") -> Tran
     )
 
 
-async def test_fire_ladder_with_ack_between_steps(tmp_path: Path) -> None:
+async def test_fire_ladder_with_ack_between_steps(make_store: StoreFactory) -> None:
     clock = ManualClock(T0)
-    rig = Rig(tmp_path, clock)
+    rig = Rig(make_store, clock)
     service, esc = await rig.start()
     [opened] = await service.apply([fire(T0)])
     await esc.run_once()
@@ -118,9 +120,9 @@ async def test_fire_ladder_with_ack_between_steps(tmp_path: Path) -> None:
     assert notified[0].detail["attempts"][0]["channel"] == "console"
 
 
-async def test_restart_between_steps_fires_the_next_step_once(tmp_path: Path) -> None:
+async def test_restart_between_steps_fires_the_next_step_once(make_store: StoreFactory) -> None:
     clock = ManualClock(T0)
-    rig = Rig(tmp_path, clock)
+    rig = Rig(make_store, clock)
     service, esc = await rig.start()
     await service.apply([fire(T0)])
     await esc.run_once()
@@ -136,9 +138,9 @@ async def test_restart_between_steps_fires_the_next_step_once(tmp_path: Path) ->
     assert len(rig.sent) == 4  # nothing twice
 
 
-async def test_last_step_repeats_until_acknowledged(tmp_path: Path) -> None:
+async def test_last_step_repeats_until_acknowledged(make_store: StoreFactory) -> None:
     clock = ManualClock(T0)
-    rig = Rig(tmp_path, clock)
+    rig = Rig(make_store, clock)
     service, esc = await rig.start()
     [opened] = await service.apply([fire(T0)])
     for _ in range(5):
@@ -152,7 +154,7 @@ async def test_last_step_repeats_until_acknowledged(tmp_path: Path) -> None:
     assert len([s for s in rig.sent if s[1] == "zhao"]) == 2
 
 
-async def test_nobody_on_duty_falls_back_to_the_control_room_and_says_so(tmp_path: Path) -> None:
+async def test_nobody_on_duty_falls_back_to_the_control_room_and_says_so(make_store: StoreFactory) -> None:
     clock = ManualClock(T0)
     engineer_only = EscalationPolicyConfig.model_validate(
         {
@@ -161,7 +163,7 @@ async def test_nobody_on_duty_falls_back_to_the_control_room_and_says_so(tmp_pat
             "steps": [{"after": 0, "notify": ["engineer_on_call"], "channels": ["sms"]}],
         }
     )
-    rig = Rig(tmp_path, clock, [engineer_only])
+    rig = Rig(make_store, clock, [engineer_only])
     service, esc = await rig.start()
     t = Transition("sunshine/gen-1/gen_fail_to_start", "sunshine", "gen-1", "gen_fail_to_start",
                    Priority.CRITICAL, True, T0, 1, "发电机未启动", "Generator failed to start")  # fmt: skip
@@ -175,9 +177,9 @@ async def test_nobody_on_duty_falls_back_to_the_control_room_and_says_so(tmp_pat
     assert esc.stats.nobody_on_duty == 1
 
 
-async def test_a_flood_is_one_message_per_person_per_step(tmp_path: Path) -> None:
+async def test_a_flood_is_one_message_per_person_per_step(make_store: StoreFactory) -> None:
     clock = ManualClock(T0)
-    rig = Rig(tmp_path, clock)
+    rig = Rig(make_store, clock)
     service, esc = await rig.start()
     await service.apply([fire(T0 + i * 0.01, point=f"L1-D{i:03}.fire") for i in range(200)])
     clock.advance(2)  # 200 fire points within 2 s; the engine looks once
@@ -187,9 +189,9 @@ async def test_a_flood_is_one_message_per_person_per_step(tmp_path: Path) -> Non
     assert person == "li" and step == 0 and len(incidents) == 200
 
 
-async def test_failed_channels_fall_over_and_are_recorded(tmp_path: Path) -> None:
+async def test_failed_channels_fall_over_and_are_recorded(make_store: StoreFactory) -> None:
     clock = ManualClock(T0)
-    rig = Rig(tmp_path, clock)
+    rig = Rig(make_store, clock)
     rig.fail_channels = {"console"}
     service, esc = await rig.start()
     [opened] = await service.apply([fire(T0)])
@@ -244,9 +246,9 @@ def test_site_policies_replace_defaults_by_id_and_go_first() -> None:
         )
 
 
-async def test_a_flood_spread_over_ten_seconds_is_grouped_per_interval(tmp_path: Path) -> None:
+async def test_a_flood_spread_over_ten_seconds_is_grouped_per_interval(make_store: StoreFactory) -> None:
     clock = ManualClock(T0)
-    rig = Rig(tmp_path, clock)
+    rig = Rig(make_store, clock)
     rig.group_interval = 10.0
     service, esc = await rig.start()
     for i in range(200):  # one new fire point every 50 ms for 10 s, the engine looking every 100 ms
@@ -265,9 +267,9 @@ async def test_a_flood_spread_over_ten_seconds_is_grouped_per_interval(tmp_path:
     assert esc.stats.held >= 198
 
 
-async def test_a_failing_channel_raises_a_health_alarm_and_clears_it(tmp_path: Path) -> None:
+async def test_a_failing_channel_raises_a_health_alarm_and_clears_it(make_store: StoreFactory) -> None:
     clock = ManualClock(T0)
-    rig = Rig(tmp_path, clock)
+    rig = Rig(make_store, clock)
     rig.fail_channels = {"console"}
     service, esc = await rig.start()
     esc.channel_alarm_after = 2
@@ -287,11 +289,11 @@ async def test_a_failing_channel_raises_a_health_alarm_and_clears_it(tmp_path: P
     assert incident is not None and not incident.active  # delivered again: the alarm returned to normal
 
 
-async def test_a_shift_change_during_escalation_reaches_the_new_shift(tmp_path: Path) -> None:
+async def test_a_shift_change_during_escalation_reaches_the_new_shift(make_store: StoreFactory) -> None:
     roster = Roster(duty_config())
     start = local("2026-11-02T19:59:30")  # the day shift's last half minute
     clock = ManualClock(start)
-    rig = Rig(tmp_path, clock)
+    rig = Rig(make_store, clock)
     rig.people_for = people_finder({"sunshine": roster})
     service, esc = await rig.start()
     day, night = roster.on_duty("control_room", start), roster.on_duty("control_room", start + 60)
@@ -320,7 +322,7 @@ def test_quiet_hours_windows() -> None:
         )
 
 
-async def test_quiet_hours_hold_routine_incidents_but_never_critical(tmp_path: Path) -> None:
+async def test_quiet_hours_hold_routine_incidents_but_never_critical(make_store: StoreFactory) -> None:
     start = local("2026-11-02T23:30")
     clock = ManualClock(start)
     routine = EscalationPolicyConfig.model_validate(
@@ -328,7 +330,7 @@ async def test_quiet_hours_hold_routine_incidents_but_never_critical(tmp_path: P
          "steps": [{"after": 0, "notify": ["control_room"], "channels": ["sms"]}]}
     )  # fmt: skip
     fire_policy = next(p for p in load_default_policies() if p.id == "fire")
-    rig = Rig(tmp_path, clock, [fire_policy, routine])
+    rig = Rig(make_store, clock, [fire_policy, routine])
     service, esc = await rig.start()
     septic = Transition("sunshine/septic-1/septic_high", "sunshine", "septic-1", "septic_high",
                         Priority.MEDIUM, True, start, 19.2, "化粪池液位高", "Septic level high")  # fmt: skip
@@ -342,9 +344,9 @@ async def test_quiet_hours_hold_routine_incidents_but_never_critical(tmp_path: P
     assert 1.0 in esc.stats.engine_delays  # the engine's lateness: from the end of the hold (07:00)
 
 
-async def test_a_slow_channel_does_not_delay_the_next_due_step(tmp_path: Path) -> None:
+async def test_a_slow_channel_does_not_delay_the_next_due_step(make_store: StoreFactory) -> None:
     clock = SystemClock()
-    rig = Rig(tmp_path, clock)  # type: ignore[arg-type]
+    rig = Rig(make_store, clock)  # type: ignore[arg-type]
     service, esc = await rig.start()
     esc.tick = 0.05
     sent: list[tuple[float, tuple[int, ...]]] = []
@@ -375,9 +377,11 @@ async def test_a_slow_channel_does_not_delay_the_next_due_step(tmp_path: Path) -
     assert await service.store.release_firing() == 1  # the cut pass's step goes again at the next start
 
 
-async def test_a_pass_that_fails_gives_its_steps_back_instead_of_dropping_them(tmp_path: Path) -> None:
+async def test_a_pass_that_fails_gives_its_steps_back_instead_of_dropping_them(
+    make_store: StoreFactory,
+) -> None:
     clock = ManualClock(T0)
-    rig = Rig(tmp_path, clock)
+    rig = Rig(make_store, clock)
     service, esc = await rig.start()
     await service.apply([fire(T0)])
     await esc.plan()

@@ -1,9 +1,8 @@
 """The core under its own failures: a store outage (commit and reload failing), a poisoned item.
-Seams over the real SQLite store and engine, so the faults are exact."""
+Seams over the real store (SQLite and PostgreSQL) and engine, so the faults are exact."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,34 +12,42 @@ from gateway.incidents import IncidentService
 from gateway.ingest import IngestQueue
 from gateway.model import Envelope, Item, ManualClock, Reading
 from gateway.runtime.pipeline import Pipeline
-from gateway.store import IncidentQuery, SqliteStore, StoreError
+from gateway.store import IncidentQuery, Store, StoreError
+from tests.integration.postgres import StoreFactory
 from tests.unit.test_engine import rule
 from tests.unit.test_incidents import ztr
 
 
-class FlakyStore(SqliteStore):
-    """SQLite that fails the next N commits and N reloads, as a locked or lost database would."""
+class FlakyStore:
+    """A store that fails the next N commits and N reloads, as a locked or lost database would."""
 
-    fail_commits = 0
-    fail_loads = 0
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.fail_commits = 0
+        self.fail_loads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
 
     async def commit(self, *args: Any, **kwargs: Any) -> None:
         if self.fail_commits:
             self.fail_commits -= 1
             raise StoreError("disk I/O error (injected)")
-        await super().commit(*args, **kwargs)
+        await self.store.commit(*args, **kwargs)
 
     async def load_unresolved(self) -> Any:
         if self.fail_loads:
             self.fail_loads -= 1
             raise StoreError("disk I/O error (injected)")
-        return await super().load_unresolved()
+        return await self.store.load_unresolved()
 
 
-async def test_store_outage_neither_duplicates_incidents_nor_unmasks_maintenance(tmp_path: Path) -> None:
-    store = FlakyStore(tmp_path / "t.db")
+async def test_store_outage_neither_duplicates_incidents_nor_unmasks_maintenance(
+    make_store: StoreFactory,
+) -> None:
+    store = FlakyStore(make_store())
     await store.open()
-    svc = IncidentService(store, ManualClock())
+    svc = IncidentService(store, ManualClock())  # type: ignore[arg-type]
     await svc.start()
     await svc.take_out_of_service("e1", "pump", "sup1", "maintenance")
     await svc.apply([ztr(True, "e1/gen/oil", 1.0)])
@@ -58,7 +65,9 @@ async def test_store_outage_neither_duplicates_incidents_nor_unmasks_maintenance
     await store.close()
 
 
-async def test_a_poisoned_item_costs_that_item_only(tmp_path: Path) -> None:
+async def test_a_poisoned_item_costs_that_item_only(
+    make_store: StoreFactory,
+) -> None:
     class Buggy(AlertEngine):
         def process(self, item: Item) -> Any:
             if isinstance(item, Reading) and item.point == "poison":
@@ -66,7 +75,7 @@ async def test_a_poisoned_item_costs_that_item_only(tmp_path: Path) -> None:
             return super().process(item)
 
     clock = ManualClock()
-    store = SqliteStore(tmp_path / "t.db")
+    store = make_store()
     await store.open()
     service = IncidentService(store, clock)
     await service.start()

@@ -1,16 +1,16 @@
-"""Incident lifecycle and the SQLite store: dedup, reactivation, ack, durable round trip."""
+"""Incident lifecycle and the store (SQLite and PostgreSQL): dedup, reactivation, ack, durable round trip."""
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
 from gateway.alerts import Transition
 from gateway.incidents import IncidentError, IncidentService, alarm_state
 from gateway.model import AlarmState, IncidentState, ManualClock, Priority
-from gateway.store import IncidentQuery, SqliteStore
+from gateway.store import IncidentQuery
+from tests.integration.postgres import StoreFactory
 
 
 def tr(active: bool, key: str = "e1/d1/r1", ts: float = 1.0) -> Transition:
@@ -19,8 +19,8 @@ def tr(active: bool, key: str = "e1/d1/r1", ts: float = 1.0) -> Transition:
 
 
 @pytest.fixture
-async def service(tmp_path: Path) -> IncidentService:
-    store = SqliteStore(tmp_path / "t.db")
+async def service(make_store: StoreFactory) -> IncidentService:
+    store = make_store()
     await store.open()
     svc = IncidentService(store, ManualClock())
     await svc.start()
@@ -78,15 +78,15 @@ async def test_ack_of_unknown_incident_fails(service: IncidentService) -> None:
         await service.acknowledge(999, "op1")
 
 
-async def test_store_survives_restart(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "t.db")
+async def test_store_survives_restart(make_store: StoreFactory) -> None:
+    store = make_store()
     await store.open()
     svc = IncidentService(store, ManualClock())
     await svc.start()
     await svc.apply([tr(True, "e1/d1/a"), tr(True, "e2/d9/b")])
     await store.close()
 
-    reopened = SqliteStore(tmp_path / "t.db")
+    reopened = make_store()
     await reopened.open()
     svc2 = IncidentService(reopened, ManualClock())
     assert sorted(await svc2.start()) == ["e1/d1/a", "e2/d9/b"]
@@ -164,8 +164,8 @@ async def test_chattering_and_suppression_are_in_the_timeline(service: IncidentS
     assert service.manager.chattering == 1
 
 
-async def test_new_fields_survive_a_restart(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "t.db")
+async def test_new_fields_survive_a_restart(make_store: StoreFactory) -> None:
+    store = make_store()
     await store.open()
     svc = IncidentService(store, ManualClock())
     await svc.start()
@@ -173,7 +173,7 @@ async def test_new_fields_survive_a_restart(tmp_path: Path) -> None:
     await svc.apply([_replace(tr(False, ts=2), latch=True)])
     await svc.shelve(opened.incident.id, "op1", minutes=5, reason="r")
     await store.close()
-    reopened = SqliteStore(tmp_path / "t.db")
+    reopened = make_store()
     await reopened.open()
     [incident] = await reopened.load_unresolved()
     assert incident.latched and incident.chattering and incident.shelved_until is not None
@@ -226,15 +226,15 @@ async def test_flood_groups_new_alarms_into_one_incident_with_a_count(service: I
     assert other[0].new and other[0].incident.rule == "r"  # the flood is per estate
 
 
-async def test_members_survive_a_restart(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "t.db")
+async def test_members_survive_a_restart(make_store: StoreFactory) -> None:
+    store = make_store()
     await store.open()
     svc = IncidentService(store, ManualClock())
     await svc.start()
     await svc.apply([ztr(True, "e1/a/r", 1.0), ztr(True, "e1/b/r", 2.0)])
     await svc.apply([ztr(False, "e1/a/r", 3.0)])
     await store.close()
-    reopened = SqliteStore(tmp_path / "t.db")
+    reopened = make_store()
     await reopened.open()
     svc2 = IncidentService(reopened, ManualClock())
     assert await svc2.start() == ["e1/b/r"]
@@ -273,8 +273,8 @@ def fire(key: str, ts: float) -> Transition:
                       latch=True, first_out=True)  # fmt: skip
 
 
-async def test_first_out_of_a_fire_sequence(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "t.db")
+async def test_first_out_of_a_fire_sequence(make_store: StoreFactory) -> None:
+    store = make_store()
     await store.open()
     svc = IncidentService(store, ManualClock())
     await svc.start()
@@ -288,7 +288,7 @@ async def test_first_out_of_a_fire_sequence(tmp_path: Path) -> None:
     [other_estate] = await svc.apply([fire("e2/panel/fire/L1-D001.fire", 3.0)])
     assert other_estate.incident.first_out  # sequences are per estate
     await store.close()
-    reopened = SqliteStore(tmp_path / "t.db")  # a restart keeps the sequence
+    reopened = make_store()  # a restart keeps the sequence
     await reopened.open()
     svc2 = IncidentService(reopened, ManualClock())
     await svc2.start()
@@ -300,9 +300,9 @@ async def test_first_out_of_a_fire_sequence(tmp_path: Path) -> None:
     await reopened.close()
 
 
-async def test_out_of_service_holds_alarms_and_releases_the_active_ones(tmp_path: Path) -> None:
+async def test_out_of_service_holds_alarms_and_releases_the_active_ones(make_store: StoreFactory) -> None:
     clock = ManualClock()
-    store = SqliteStore(tmp_path / "t.db")
+    store = make_store()
     await store.open()
     svc = IncidentService(store, clock)
     await svc.start()
@@ -311,7 +311,7 @@ async def test_out_of_service_holds_alarms_and_releases_the_active_ones(tmp_path
     await svc.apply([ztr(False, "e1/d1/fuel", 3.0)])  # cleared while out of service: never annunciated
     assert await svc.list(IncidentQuery()) == [] and svc.manager.held == 3
     await store.close()
-    reopened = SqliteStore(tmp_path / "t.db")  # out-of-service survives a restart
+    reopened = make_store()  # out-of-service survives a restart
     await reopened.open()
     svc2 = IncidentService(reopened, clock)
     await svc2.start()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,7 +24,8 @@ from gateway.model import (
     TimelineEntry,
     Value,
 )
-from gateway.store.sqlite import SqliteStore
+from gateway.store import Store
+from tests.integration.postgres import StoreFactory
 
 TZ = ZoneInfo("Asia/Shanghai")
 ESTATE = "sunshine"
@@ -47,9 +47,7 @@ def local(text: str) -> float:
 class Day:
     """A scripted estate: a clock, an engine, and helpers that speak through the public interfaces."""
 
-    def __init__(
-        self, *devices: DeviceInfo, start: str = "2026-11-23T00:00", store: SqliteStore | None = None
-    ):
+    def __init__(self, *devices: DeviceInfo, start: str = "2026-11-23T00:00", store: Store | None = None):
         self.clock = ManualClock(local(start))
         spec = KpiEstate(ESTATE, "阳光花园", "Sunshine Garden", devices=devices)
         self.engine = KpiEngine([spec], KpiConfig(), self.clock, store)
@@ -287,8 +285,8 @@ def test_rolling_24h_and_snapshot() -> None:
     assert snap[("month", "equipment_intact_rate")] == pytest.approx(100 * 20 / 32, abs=1e-3)
 
 
-async def test_restart_continues_from_the_store(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "gw.db")
+async def test_restart_continues_from_the_store(make_store: StoreFactory) -> None:
+    store = make_store()
     await store.open()
     try:
         first = Day(GATE, store=store)
@@ -320,8 +318,8 @@ async def test_restart_continues_from_the_store(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_saves_every_interval_until_cancelled(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "gw.db")
+async def test_saves_every_interval_until_cancelled(make_store: StoreFactory) -> None:
+    store = make_store()
     await store.open()
     try:
         clock = ManualClock(local("2026-11-23T00:00"))

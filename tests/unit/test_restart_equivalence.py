@@ -1,10 +1,9 @@
 """Stopping the engine mid-timeline and restarting it from the same store gives the same incidents as
 an uninterrupted run: alarms active in the store are restored (not re-raised), the rest is rebuilt from
-fresh device state (the timeline keeps polling, as devices do)."""
+fresh device state (the timeline keeps polling, as devices do). Runs on both store engines."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +12,8 @@ from gateway.alerts import AlertEngine, DeviceInfo
 from gateway.alerts.rules import load_default_rules, merge_rules
 from gateway.incidents import IncidentService
 from gateway.model import DeviceEvent, Item, ManualClock, Reading
-from gateway.store import IncidentQuery, SqliteStore
+from gateway.store import IncidentQuery
+from tests.integration.postgres import StoreFactory
 
 DEVICES = [
     DeviceInfo("e1", "gen-1", "generator", zone="B3"),
@@ -49,11 +49,11 @@ def _gate(t: int) -> list[Item]:
 
 
 class Run:
-    def __init__(self, path: Path, clock: ManualClock) -> None:
-        self.path, self.clock = path, clock
+    def __init__(self, make_store: StoreFactory, name: str, clock: ManualClock) -> None:
+        self.make_store, self.name, self.clock = make_store, name, clock
 
     async def start(self) -> None:
-        self.store = SqliteStore(self.path)
+        self.store = self.make_store(self.name)
         await self.store.open()
         self.service = IncidentService(self.store, self.clock)
         active = await self.service.start()
@@ -81,16 +81,16 @@ class Run:
         return sorted(out)
 
 
-async def _uninterrupted(tmp_path: Path) -> list[Any]:
-    run = Run(tmp_path / "straight.db", ManualClock())
+async def _uninterrupted(make_store: StoreFactory) -> list[Any]:
+    run = Run(make_store, "straight", ManualClock())
     await run.start()
     await run.play(0, STEPS)
     return await run.summary()
 
 
 @pytest.mark.parametrize("cut", [5, 15, 25, 31, 45, 62, 76, 77, 79])
-async def test_restart_mid_timeline_gives_the_same_incidents(tmp_path: Path, cut: int) -> None:
-    expected = await _uninterrupted(tmp_path)
+async def test_restart_mid_timeline_gives_the_same_incidents(make_store: StoreFactory, cut: int) -> None:
+    expected = await _uninterrupted(make_store)
     alarms = {key.rsplit("/", 1)[-1] for *_, members in expected for key, _ in members}
     assert alarms >= {
         "gen_low_oil_pressure",
@@ -101,11 +101,11 @@ async def test_restart_mid_timeline_gives_the_same_incidents(tmp_path: Path, cut
         "gate_denied_burst",
     }  # fmt: skip  (fuel alarms join the low-oil incident: same zone, within the correlation window)
     clock = ManualClock()
-    first = Run(tmp_path / "cut.db", clock)
+    first = Run(make_store, "cut", clock)
     await first.start()
     await first.play(0, cut)
     await first.store.close()  # the process stops here
-    second = Run(tmp_path / "cut.db", clock)
+    second = Run(make_store, "cut", clock)
     await second.start()
     await second.play(cut, STEPS)
     assert await second.summary() == expected

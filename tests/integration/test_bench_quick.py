@@ -1,0 +1,59 @@
+"""`bench/run --quick` as CI runs it: every measurement produces its row of the one table.
+
+Only the table's shape is checked, never the targets: on a shared 2-core machine the figures move.
+Node-RED is skipped (it needs npm and a download; never a test dependency), and so is the 10,000-device
+scale soak (about 40 s of the suite's budget; `bench/run --quick` alone runs it).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+RUN = ROOT / "bench" / "run"
+LIMIT = 420.0  # quick mode takes about 2 min on the loaded CI machine (its scale soak alone is 30 s)
+
+ROWS = (
+    "MQTT ingest msgs/s",
+    "publish → incident, in-process LiveFeed, p99",
+    "publish → incident, in-process LiveFeed, p50",
+    "publish → incident, WebSocket /feed/ws client, p99",
+    "publish → incident, WebSocket /feed/ws client, p50",
+    "Modbus value step → incident on live feed, p99",
+    "Modbus block reads/s, 500 devices",
+    "Modbus block reads per CPU-second",
+    "alert core readings/s, 1,000 vs 10 rules per estate",
+)
+
+
+@pytest.mark.timeout(LIMIT + 30)
+def test_bench_quick_prints_every_row() -> None:
+    proc = subprocess.Popen(
+        [str(RUN), "--quick", "--skip", "node-red", "--skip", "scale"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own group: on a timeout the whole run (broker, children) is stopped
+    )
+    try:
+        out, _ = proc.communicate(timeout=LIMIT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"bench/run --quick did not finish within {LIMIT:.0f}s:\n{out[-3000:]}")
+    assert proc.returncode == 0, out[-3000:]
+    table = out[out.index("figure ") :]
+    assert "FAILED" not in table, table
+    lines = table.splitlines()
+    for row in ROWS:
+        line = next((ln for ln in lines if ln.startswith(row)), None)
+        assert line is not None, f"no row {row!r} in:\n{table}"
+        assert line.rstrip().endswith((" yes", " no")), line
+    assert "machine" in lines and any(ln.strip().startswith("cores") for ln in lines)
