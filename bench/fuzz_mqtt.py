@@ -194,7 +194,7 @@ class FuzzResult:
 def _accounted(app: App) -> int:
     assert app.mqtt is not None
     counted = sum(s.ignored + s.errors.total() for _, s in app.stats.items())
-    return app.queue.enqueued + counted + app.mqtt.unrouted + app.mqtt.unattributed.total()
+    return app.mqtt.accepted + counted + app.mqtt.unrouted + app.mqtt.unattributed.total()
 
 
 async def run_fuzz(n: int, seed: int = 1, max_seconds: float = 1800.0, progress: bool = False) -> FuzzResult:
@@ -246,7 +246,7 @@ async def run_fuzz(n: int, seed: int = 1, max_seconds: float = 1800.0, progress:
                 crashed=crashed,
                 core_errors=int(health["core_errors"]),
                 items_processed=int(health["items_processed"]),
-                envelopes=app.queue.enqueued,
+                envelopes=app.mqtt.accepted if app.mqtt else 0,  # one Envelope carries a batch
                 unrouted=app.mqtt.unrouted,
                 unattributed=dict(app.mqtt.unattributed),
                 rejected={device: Counter(s.errors) for (_, device), s in app.stats.items()},

@@ -7,10 +7,13 @@ port of 127.0.0.1 with its own userDir in a temp folder. Its flow: ``mqtt in`` (
 the rule's deadband; output only on a transition) → ``mqtt out`` (QoS 1) on ``bench/out/<topic>``.
 
 The gateway's equivalent: its MQTT ingress → bench_level_mqtt decode → rule ``bench_level_high``
-(threshold 100, deadband 5) → incident committed to SQLite → live feed. The gateway has no MQTT egress
-of incident snapshots (DESIGN §4 names ``estate-gateway/{estate}/incident/{id}``; only the escalation
-channel ``mqtt`` publishes, after a policy step): so its figure stops at the incident on the in-process
-live feed, Node-RED's at its message arriving back at a subscriber of the broker (one more hop).
+(threshold 100, deadband 5) → incident committed to SQLite → MQTT out: the gateway has no egress of
+incident snapshots yet (DESIGN §4 names ``estate-gateway/{estate}/incident/{id}``), so the bench adds a
+thin one (``_Egress``, an IncidentService listener publishing each committed change at QoS 1 on the
+ingress's connection to ``bench/out/<topic>``). Both figures stop at the output arriving at the same
+subscriber of the broker. What still differs: the gateway keeps a persistent session, acks each input
+only after its effect is committed to SQLite, and keeps every reading's state; Node-RED's flow acks on
+receipt (clean session) and keeps one flag per topic in memory.
 
 Both: the workload of feed_latency.py published as fast as one paho client goes (QoS 1, own process);
 rate = messages / (first publish → the last transition's arrival). Both count every transition, which
@@ -86,13 +89,18 @@ def version() -> str:
         return "not installed"
 
 
-def write_user_dir(folder: Path, broker_port: int, http_port: int) -> None:
+def write_user_dir(
+    folder: Path, broker_port: int, http_port: int, client_id: str | None = None, clean: bool = True
+) -> None:
+    """The flow and settings; `clean=False` with a fixed `client_id` gives Node-RED a persistent session
+    (the drain comparison, nodered_drain.py)."""
     folder.mkdir(parents=True, exist_ok=True)
     flow: list[dict[str, Any]] = [
         {"id": "t1", "type": "tab", "label": "bench"},
         {"id": "b1", "type": "mqtt-broker", "name": "bench", "broker": HOST, "port": str(broker_port),
-         "clientid": f"bench-nr-{os.getpid()}", "usetls": False, "protocolVersion": "4", "keepalive": "60",
-         "cleansession": True, "autoConnect": True},
+         "clientid": client_id or f"bench-nr-{os.getpid()}", "usetls": False, "protocolVersion": "4",
+         "keepalive": "60", "cleansession": clean, "autoConnect": True,
+         "autoUnsubscribe": clean},  # else its close at shutdown unsubscribes the persistent session
         {"id": "in1", "type": "mqtt in", "z": "t1", "topic": FILTER, "qos": "1", "datatype": "json",
          "broker": "b1", "nl": False, "rap": True, "inputs": 0, "wires": [["f1"]]},
         {"id": "f1", "type": "function", "z": "t1", "func": FUNCTION, "outputs": 1, "wires": [["o1"]]},
@@ -207,9 +215,12 @@ async def run_gateway(
     expected = transitions(work)  # every alarm and every clear
     config = build_config(broker_port, tmp / f"flow-{tag}.db", estates, devices, f"bench-flow-{tag}")
     app, stop = App(config), asyncio.Event()
+    egress = _Egress(app)
+    app.service.listeners.append(egress)
     task = asyncio.create_task(app.run(stop))
     seen: list[float] = []
     recorder: asyncio.Task[None] | None = None
+    ready = asyncio.Event()
     try:
         await _wait_until(app.ready.is_set, 15, task, lambda: "gateway never got ready")
         await _wait_until(lambda: _connected(app), 15, task, lambda: "gateway never connected")
@@ -224,14 +235,39 @@ async def run_gateway(
                     seen.append(time.time())
 
         recorder = asyncio.create_task(record())
+        counter = asyncio.create_task(_count_outputs(broker_port, expected, ready, 120 + count / 1000))
+        await ready.wait()
         publisher = PacedPublisher(broker_port, f"bench-flow-pub-{tag}", work, 0)
         publisher.start()
         published = await asyncio.to_thread(publisher.result)
         await _wait_until(
             lambda: len(seen) >= expected, 60 + count / 1000, task, lambda: f"{len(seen)}/{expected} changes"
         )
+        try:
+            last, outputs = await counter
+        except TimeoutError as exc:
+            raise BenchError(f"gateway: {egress.sent} alarm messages sent, not all arrived in time") from exc
     finally:
         if recorder is not None:
             recorder.cancel()
         await _stop_app(stop, task)
-    return FlowRun(count / (seen[expected - 1] - published.started), len(seen), published.rate)
+    return FlowRun(count / (last - published.started), outputs, published.rate)
+
+
+class _Egress:
+    """The gateway's MQTT out for this flow: each committed alarm change (an IncidentService listener,
+    after the SQLite commit), QoS 1 on the ingress's own connection, as Node-RED's `mqtt out` does.
+    The gateway has no incident egress of its own yet (DESIGN §4), so the bench adds this thin one."""
+
+    def __init__(self, app: App) -> None:
+        self.app, self.sent = app, 0
+
+    def __call__(self, changes: list[Any]) -> None:
+        ingress = self.app.mqtt
+        for change in changes:
+            incident = change.incident
+            body = json.dumps({"active": incident.active, "t": incident.updated_at}).encode()
+            topic = f"bench/out/estate/{incident.estate}/septic_pressure/{incident.device}/state"
+            if ingress is None or not ingress.send_nowait(topic, body, qos=1):
+                raise BenchError("gateway egress: not connected")
+            self.sent += 1

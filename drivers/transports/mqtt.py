@@ -1,9 +1,14 @@
 """MQTT ingress: one aiomqtt client, a persistent session, QoS 1, and acks only after commit.
 
-aiomqtt does not expose manual acknowledgement; its paho client does (`manual_ack_set`, `ack`). We reach
-it here, at this one seam, so a PUBACK is sent only when the alert core has committed the message's
-effect. A message still unacked when the connection drops is redelivered by the broker (the session is
-persistent), and the core absorbs the duplicate idempotently.
+aiomqtt does not expose manual acknowledgement; its paho client does. We reach it at this one seam
+(drivers/transports/mqtt_inbox.py: the inbound path, framed and acked in batches), so a PUBACK is sent
+only when the alert core has committed the message's effect. A message still unacked when the connection
+drops is redelivered by the broker (the session is persistent), and the core absorbs the duplicate
+idempotently.
+
+The consumer takes what the inbox holds in one go (up to MAX_BATCH messages), decodes each payload once,
+and hands the core one Envelope per batch whose ack acknowledges every message of the batch, in order:
+no Task, Envelope or closure per message (issue 9).
 
 Routing (drivers/transports/mqtt_routes.py) is by topic prefix, and on a topic that devices share by
 payload fields: there the ingress parses the JSON once and hands it to the picked device's decoder.
@@ -31,13 +36,16 @@ from paho.mqtt.properties import Properties
 from drivers.errors import DecodeError, DriverConnectionError, DriverTimeout
 from drivers.mqtt_device import parse_object
 from drivers.transports.dead_letter import DeadLetters
+from drivers.transports.mqtt_inbox import Delivery, Inbox, supported
 from drivers.transports.mqtt_routes import Route, SharedTopic, prefix, targets
 from gateway.model import Clock, DeviceEvent, Envelope, Item
 
-__all__ = ["BrokerSettings", "MqttIngress", "ReadGate", "Route", "SharedTopic"]
+__all__ = ["BrokerSettings", "Inbox", "MqttIngress", "Route", "SharedTopic"]
 
 log = logging.getLogger(__name__)
 SETUP_TIMEOUT = 600.0
+MAX_BATCH = 200  # messages per Envelope: bounds the core's batch, not the latency (nothing waits to fill)
+TOPIC_CACHE = 65536  # topic → route entries kept (cleared when full: unknown topics cannot grow it)
 Emit = Callable[[Envelope], Awaitable[None]]
 
 
@@ -53,7 +61,7 @@ class BrokerSettings:
     protocol: str = "5"  # "5" or "3.1.1"
     session_expiry: int = 3600  # seconds the broker keeps our session (and queues QoS 1) while we are away
     receive_maximum: int = 1000  # QoS 1 messages the broker may have in flight to us, unacked
-    max_backlog: int = 2000  # read messages not yet handed to the core; above it we stop reading
+    max_backlog: int = 2000  # messages read and not yet acknowledged; above it we stop reading
     tls: bool = False
     ca_file: str | None = None  # None: the system's CAs
     cert_file: str | None = None  # client certificate, where the broker asks for one
@@ -73,73 +81,12 @@ class BrokerSettings:
         return context
 
 
-class ReadGate:
-    """TCP back-pressure for one connection: stop reading the socket, resume later.
-
-    Needed because a broker's in-flight limit is not a bound we can rely on: Mosquitto 2.0.11, measured
-    here, keeps sending far beyond Receive Maximum (and max_inflight_messages) once PUBACKs flow. While
-    paused, the broker keeps the messages queued for our persistent session; nothing is dropped.
-    The read callback mirrors aiomqtt's: a failed read fails the connection.
-    """
-
-    def __init__(self, client: aiomqtt.Client) -> None:
-        self._client = client
-        self._loop = asyncio.get_running_loop()
-        self.paused = False
-        self.pauses = 0
-
-    def _fileno(self) -> int | None:
-        sock = self._client._client.socket()
-        return sock.fileno() if sock is not None and sock.fileno() >= 0 else None
-
-    def pause(self) -> None:
-        fd = self._fileno()
-        if not self.paused and fd is not None:
-            self._loop.remove_reader(fd)
-            self.paused = True
-            self.pauses += 1
-
-    def resume(self) -> None:
-        fd = self._fileno()
-        if self.paused and fd is not None:
-            self._loop.add_reader(fd, self._on_readable)
-        self.paused = False
-
-    def _on_readable(self) -> None:
-        try:
-            self._client._client.loop_read()
-        except Exception as exc:
-            if not self._client._disconnected.done():
-                self._client._disconnected.set_exception(exc)
-
-
-def _gated_queue(high: int, gate: list[ReadGate]) -> type[asyncio.Queue[aiomqtt.Message]]:
-    """aiomqtt's incoming queue, made to push back: above `high` it pauses reading, at high/2 resumes.
-
-    It never drops (what is read from the socket is kept); `gate` is filled in once the client exists.
-    """
-
-    class GatedQueue(asyncio.Queue[aiomqtt.Message]):
-        def put_nowait(self, item: aiomqtt.Message) -> None:
-            super().put_nowait(item)
-            if self.qsize() >= high and gate:
-                gate[0].pause()
-
-        def get_nowait(self) -> aiomqtt.Message:
-            item = super().get_nowait()
-            if self.qsize() <= high // 2 and gate:
-                gate[0].resume()
-            return item
-
-    return GatedQueue
-
-
 def _session_options(s: BrokerSettings) -> dict[str, Any]:
     """A persistent session in either protocol.
 
     MQTT 5: clean_start False on *every* connect (aiomqtt's default wipes the session whenever a new
     client object connects), a session expiry, and Receive Maximum as flow control (honoured by some
-    brokers; the ReadGate bounds memory where it is not). MQTT 3.1.1: clean_session False.
+    brokers; the Inbox bounds memory where it is not). MQTT 3.1.1: clean_session False.
     """
     if s.protocol == "3.1.1":
         return {"protocol": aiomqtt.ProtocolVersion.V311, "clean_session": False}
@@ -158,20 +105,21 @@ class MqttIngress:
         self._routes: dict[str, list[Route | SharedTopic]] = {}
         for target in targets(routes):
             self._routes.setdefault(prefix(target.topic_filter), []).append(target)
+        self.accepted = 0  # messages whose items went to the core (several per Envelope)
         self.unrouted = 0  # messages no device claims (topic, or payload on a shared topic)
         self.unattributed: Counter[str] = Counter()  # shared-topic payloads unreadable before routing
         self.connected = False
         self.connections = 0
-        self._generation = 0
         self._client: aiomqtt.Client | None = None
         self._connected_at = 0.0
-        self.read_gate: ReadGate | None = None
+        self.read_gate: Inbox | None = None  # this connection's inbox: back-pressure counters
+        self._topics: dict[bytes, tuple[str, Route | SharedTopic | None]] = {}
         self.dead_letters: DeadLetters | None = None  # set by the runtime when configured
 
     @property
     def backlog(self) -> int:
-        """Messages read from the broker that the core has not taken yet (aiomqtt's queue)."""
-        return self._client._queue.qsize() if self._client is not None else 0
+        """Messages read from the broker that the ingress has not handed to the core yet."""
+        return self.read_gate.backlog if self.read_gate is not None and self._client is not None else 0
 
     def _route(self, topic: str) -> Route | SharedTopic | None:
         levels = topic.split("/")
@@ -203,12 +151,10 @@ class MqttIngress:
     async def _session(self, emit: Emit) -> None:
         s = self.settings
         will = aiomqtt.Will(s.status_topic, b"offline", qos=1, retain=True) if s.status_topic else None
-        gate: list[ReadGate] = []
         client = aiomqtt.Client(
             s.host,
             s.port,
             identifier=s.client_id,
-            queue_type=_gated_queue(s.max_backlog, gate),
             username=s.username,
             password=s.password,
             keepalive=s.keepalive,
@@ -219,19 +165,20 @@ class MqttIngress:
             timeout=3,
             **_session_options(s),
         )
+        if not supported(client):
+            raise RuntimeError("paho-mqtt without the internals drivers/transports/mqtt_inbox.py needs")
         client._client.manual_ack_set(True)  # must precede connect: queued messages arrive at once
-        gate.append(ReadGate(client))
-        self.read_gate = gate[0]
+        inbox = Inbox(client, s.max_backlog)
+        inbox.install()  # also before connect: the backlog floods in right after CONNACK
+        self.read_gate = inbox
         async with client:
-            self._generation += 1
-            generation = self._generation
             self._client, self.connected = client, True
             self.connections += 1
             self._connected_at = time.monotonic()
             log.info("mqtt connected to %s:%d as %s", s.host, s.port, s.client_id)
             # Consume first: a persistent session's backlog floods in at connect and may pause reading
-            # (ReadGate) before our SUBACK is read; only a running consumer un-pauses it.
-            consumer = asyncio.ensure_future(self._consume(client, generation, emit))
+            # before our SUBACK is read; only a running consumer un-pauses it.
+            consumer = asyncio.ensure_future(self._consume(inbox, emit))
             try:
                 filters = sorted({t.topic_filter for targets in self._routes.values() for t in targets})
                 # Our SUBACK/PUBACK are read after whatever backlog the broker sent first, at the core's
@@ -246,51 +193,84 @@ class MqttIngress:
                     consumer.cancel()
                     await asyncio.gather(consumer, return_exceptions=True)
 
-    async def _consume(self, client: aiomqtt.Client, generation: int, emit: Emit) -> None:
-        async for message in client.messages:
-            await self._handle(message, generation, emit)
+    async def _consume(self, inbox: Inbox, emit: Emit) -> None:
+        while True:
+            await inbox.wait()
+            batch = inbox.take(MAX_BATCH)
+            items, mids, exactly_once = self._decode_batch(batch)
+            ack = inbox.acker(mids, len(batch), exactly_once)
+            if items:
+                await emit(Envelope(items, ack))
+            else:  # nothing to commit (ignored, rejected, unrouted): consumed now
+                ack()
 
-    async def _handle(self, message: aiomqtt.Message, generation: int, emit: Emit) -> None:
-        ack = self._ack_for(message, generation)
-        topic = message.topic.value
-        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
-        route, data = self._target(topic, payload)
-        if route is None:
-            ack()
-            return
-        now = route.stats.last_seen = self.clock.now()
+    def _decode_batch(self, batch: list[Delivery]) -> tuple[list[Item], list[int], tuple[int, ...]]:
+        """Every message's items, in order, and the packet ids to acknowledge once they are committed."""
+        items: list[Item] = []
+        mids: list[int] = []
+        exactly_once: tuple[int, ...] = ()
+        topics, now = self._topics, self.clock.now
+        for raw_topic, payload, mid, qos in batch:
+            if qos == 1:
+                mids.append(mid)
+            elif qos == 2:
+                exactly_once += (mid,)
+            known = topics.get(raw_topic)
+            if known is None:
+                known = self._learn(raw_topic)
+            topic, target = known
+            if target is None:
+                self.unrouted += 1
+                continue
+            route, data = (
+                (target, None) if not isinstance(target, SharedTopic) else self._pick(target, topic, payload)
+            )
+            if route is not None:
+                self._decode(route, topic, payload, data, now(), items)
+        return items, mids, exactly_once
+
+    def _learn(self, raw_topic: bytes) -> tuple[str, Route | SharedTopic | None]:
         try:
-            items: list[Item] = (
+            topic = raw_topic.decode()
+        except UnicodeDecodeError:  # paho refuses these too; no device can be meant
+            return "", None
+        if len(self._topics) >= TOPIC_CACHE:
+            self._topics.clear()
+        known = self._topics[raw_topic] = (topic, self._route(topic))
+        return known
+
+    def _decode(
+        self, route: Route, topic: str, payload: bytes, data: dict[str, Any] | None, now: float,
+        items: list[Item],
+    ) -> None:  # fmt: skip
+        """One message through its device's decoder into `items`; a bad payload is counted and dropped."""
+        route.stats.last_seen = now
+        try:
+            decoded: list[Item] = (
                 route.decoder.decode(topic, payload, int(now * 1e9))
                 if data is None
                 else route.decoder.decode_object(topic, data, len(payload), int(now * 1e9))
             )
-        except DecodeError as exc:
+        except DecodeError as exc:  # consumed, counted and logged; acked with its batch
             self._reject(route, topic, exc.reason, exc, payload)
-            ack()  # nothing to commit: a bad payload is consumed, counted and logged
             return
         except Exception as exc:  # a decoder bug: the same, or a redelivered poison message wedges ingest
             self._reject(route, topic, "decoder_crash", exc, payload)
-            ack()
             return
         if route.watch is not None:
-            route.watch.update(items)
-        if not items:  # ignored or a duplicate: consumed, counted by the decoder, nothing to commit
-            ack()
+            route.watch.update(decoded)
+        if not decoded:  # ignored or a duplicate: counted by the decoder
             return
-        events = sum(1 for item in items if isinstance(item, DeviceEvent))
+        events = sum(1 for item in decoded if isinstance(item, DeviceEvent))
         route.stats.events += events
-        route.stats.readings += len(items) - events
-        await emit(Envelope(items, ack))
+        route.stats.readings += len(decoded) - events
+        items.extend(decoded)
+        self.accepted += 1
 
-    def _target(self, topic: str, payload: bytes) -> tuple[Route | None, dict[str, Any] | None]:
-        """The device a message is for (None: counted, to be acked), with the parsed payload when a
-        shared topic needed it to tell."""
-        target = self._route(topic)
-        if not isinstance(target, SharedTopic):
-            if target is None:
-                self.unrouted += 1
-            return target, None
+    def _pick(
+        self, target: SharedTopic, topic: str, payload: bytes
+    ) -> tuple[Route | None, dict[str, Any] | None]:
+        """On a topic devices share, the device a payload is for (None: counted), with the parsed payload."""
         try:
             if len(payload) > target.max_payload:
                 raise DecodeError("too_large", f"{len(payload)} bytes")
@@ -311,7 +291,7 @@ class MqttIngress:
         """Publish QoS 1 on the ingress's connection (commands to MQTT-bridged devices).
 
         Raises DriverConnectionError while disconnected or when the client fails, DriverTimeout when the
-        broker has not acknowledged within `ack_within` s (also when reading is paused by the ReadGate: our
+        broker has not acknowledged within `ack_within` s (also when reading is paused by the Inbox: our
         PUBACK then waits behind the backlog).
         """
         client = self._client
@@ -326,12 +306,13 @@ class MqttIngress:
         except aiomqtt.MqttError as exc:
             raise DriverConnectionError(f"publish failed: {exc}") from exc
 
-    def send_nowait(self, topic: str, payload: bytes) -> bool:
-        """Publish QoS 0 without waiting (dead letters): handed to the client's send buffer, or False."""
+    def send_nowait(self, topic: str, payload: bytes, qos: int = 0) -> bool:
+        """Publish without waiting (dead letters at QoS 0; the bench's egress at QoS 1): handed to the
+        client's send queue, or False while disconnected. At QoS 1 paho keeps it until the broker acks."""
         client = self._client
         if client is None or not self.connected:
             return False
-        return client._client.publish(topic, payload, qos=0).rc == 0
+        return client._client.publish(topic, payload, qos=qos).rc == 0
 
     def _reject(self, route: Route, topic: str, reason: str, exc: Exception, payload: bytes) -> None:
         route.stats.error(reason)
@@ -343,20 +324,3 @@ class MqttIngress:
                 route.decoder.estate, route.decoder.device, topic, reason, exc,
                 exc_info=reason == "decoder_crash",
             )  # fmt: skip
-
-    def _ack_for(self, message: aiomqtt.Message, generation: int) -> Callable[[], None]:
-        client, mid, qos = self._client, message.mid, message.qos
-        if qos == 0 or client is None:
-            return _noop
-
-        def ack() -> None:
-            # An ack for a previous connection must not go out on the new one: the broker will
-            # redeliver that message instead, and the core dedups it.
-            if generation == self._generation and self.connected:
-                client._client.ack(mid, qos)
-
-        return ack
-
-
-def _noop() -> None:
-    return None

@@ -73,9 +73,11 @@ class RuleInstance:
     pending_since: float | None = None  # monotonic time the on- or off-delay started
     clear_due: float | None = None  # event and count rules: monotonic time to re-check or clear
     watched: tuple[str, ...] = ()
-    history: deque[tuple[float, float]] = field(default_factory=deque)  # rate: (monotonic, value)
+    # Made on first use: an empty deque is 760 bytes, and 10,000 devices have ~100,000 instances whose
+    # rules are neither rate rules nor ever active (issue 9: RSS at 10k devices).
+    history: deque[tuple[float, float]] | None = None  # rate: (monotonic, value)
     hits: dict[str, deque[float]] = field(default_factory=dict)  # count: group → monotonic times
-    activations: deque[float] = field(default_factory=deque)  # chattering: monotonic times
+    activations: deque[float] | None = None  # chattering: monotonic times
     chattering: bool = False
 
     def __post_init__(self) -> None:
@@ -90,6 +92,13 @@ class RuleInstance:
         else:
             guards = [c.point for c in (rule.when, rule.suppress_when) if c is not None]
             self.watched = tuple(p for p in (self.point, *guards) if p)
+
+    def reset(self) -> None:
+        """Back to a fresh instance (its estate moved between gateway instances; the store has the rest)."""
+        self.active = self.suppressed = self.chattering = False
+        self.pending_since = self.clear_due = None
+        self.history = self.activations = None
+        self.hits.clear()
 
     # -- conditions ------------------------------------------------------------------------------
     def in_schedule(self, wall: float) -> bool:
@@ -139,12 +148,14 @@ class RuleInstance:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return
         window = self.rule.window or 60.0
-        self.history.append((now, float(value)))
-        while self.history and now - self.history[0][0] > window:
-            self.history.popleft()
+        history = self.history if self.history is not None else deque()
+        self.history = history
+        history.append((now, float(value)))
+        while history and now - history[0][0] > window:
+            history.popleft()
 
     def rate_per_minute(self) -> float | None:
-        if len(self.history) < 2:
+        if self.history is None or len(self.history) < 2:
             return None
         (t0, v0), (t1, v1) = self.history[0], self.history[-1]
         span = t1 - t0
@@ -205,13 +216,15 @@ class RuleInstance:
         """Record an activation; True the first time the alarm counts as chattering (ISA-18.2)."""
         if not self.rule.chatter_count:
             return False
-        self.activations.append(now)
-        while self.activations and now - self.activations[0] > self.rule.chatter_window:
-            self.activations.popleft()
-        if len(self.activations) >= self.rule.chatter_count and not self.chattering:
+        activations = self.activations if self.activations is not None else deque()
+        self.activations = activations
+        activations.append(now)
+        while activations and now - activations[0] > self.rule.chatter_window:
+            activations.popleft()
+        if len(activations) >= self.rule.chatter_count and not self.chattering:
             self.chattering = True
             return True
-        if len(self.activations) < self.rule.chatter_count:
+        if len(activations) < self.rule.chatter_count:
             self.chattering = False
         return False
 

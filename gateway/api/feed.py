@@ -91,6 +91,9 @@ def feed_router(ctx: ApiContext, queue_size: int = 1000, ping_interval: float = 
         if not _same_origin(websocket):
             await websocket.close(FORBIDDEN_ORIGIN, "cross-origin")
             return
+        if not user.at_least("viewer"):  # the regulator: KPIs only, never the live incident feed
+            await websocket.close(FORBIDDEN_ORIGIN, "forbidden")
+            return
         live = ctx.service.live
         sub, replay = live.attach(since, epoch, _scope(user), queue_size)
         seq = live.seq  # no await since attach: the replay ends here and the queue starts after it
@@ -142,12 +145,17 @@ async def _send(
         for item in replay:
             await websocket.send_text(wire(item))
     while True:
+        # asyncio.timeout, not wait_for: no Task per item, so an item reaches the socket in one loop turn
+        # after it is published, not three (issue 9: each turn may carry a whole ingest batch).
         try:
-            got = await asyncio.wait_for(sub.get(), ping_interval)
+            async with asyncio.timeout(ping_interval):
+                got: LiveItem | Resync | None = await sub.get()
         except TimeoutError:
             await websocket.send_text(json.dumps({"type": "ping", "ts": time.time()}))
             continue
-        await websocket.send_text(_resync(live, got.seq) if isinstance(got, Resync) else wire(got))
+        while got is not None:  # everything already queued goes out now, in order
+            await websocket.send_text(_resync(live, got.seq) if isinstance(got, Resync) else wire(got))
+            got = sub.get_nowait()
 
 
 async def _drain(websocket: WebSocket) -> None:

@@ -1,16 +1,19 @@
 """Recent readings for the console's device charts: a bounded in-memory ring per (estate, device, point).
 
 A pipeline Observer (downstream of the commit, like the metrics sink): it never blocks and never
-raises. Memory is bounded twice: each ring keeps at most `per_point` samples, and a sample is taken
-only when the value changed or `min_interval` seconds passed since the ring's last one (a fire panel
-polled twice a second with hundreds of quiet points stays small); at most `max_series` rings exist,
-readings of further points are counted in `dropped_series` and not kept. The rings live as long as the
-process: history across restarts is InfluxDB's job, not this one's.
+raises. Memory is bounded three times: a sample is taken only when the value changed or `min_interval`
+seconds passed since the ring's last one (a fire panel polled twice a second with hundreds of quiet
+points stays small); each ring keeps at most `per_point` samples, fewer when the gateway has many points
+(`max_samples` over the points its devices declare, but at least `min_per_point`); at most `max_series`
+rings exist, readings of further points are counted in `dropped_series` and not kept. A ring is three
+flat arrays (time, value, quality: 17 bytes a sample), not a deque of objects (~120 bytes): 10,000
+devices stay at a few tens of MiB, and the memory is taken when a ring is created, never after.
+The rings live as long as the process: history across restarts is InfluxDB's job, not this one's.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,18 +32,80 @@ class Sample:
     quality: str
 
 
+_QUALITIES = ("good", "bad", "uncertain", "stale")
+
+
 class _Ring:
-    __slots__ = ("samples", "unit")
+    """A fixed-size ring of samples in flat arrays; values are kept as floats with the ring's value type
+    (bool, int, float), or in a list where a point reports text."""
+
+    __slots__ = ("count", "kind", "quality", "start", "texts", "ts", "unit", "values")
 
     def __init__(self, size: int, unit: str) -> None:
-        self.samples: deque[Sample] = deque(maxlen=size)
+        self.ts = array("d", bytes(8 * size))
+        self.values = array("d", bytes(8 * size))
+        self.quality = bytearray(size)
+        self.texts: list[str] | None = None  # created when the point first reports text
+        self.kind: type = float
+        self.start = self.count = 0
         self.unit = unit
+
+    def __len__(self) -> int:
+        return self.count
+
+    def append(self, sample: Sample) -> None:
+        size = len(self.ts)
+        at = (self.start + self.count) % size
+        if self.count == size:
+            self.start = (self.start + 1) % size
+        else:
+            self.count += 1
+        self.ts[at] = sample.ts
+        value = sample.value
+        if isinstance(value, str) or self.kind is str:  # a point that reports text keeps its text
+            if self.texts is None:
+                self.texts = [""] * size
+            self.texts[at] = str(value)
+            self.kind = str
+        else:
+            self.values[at] = float(value)
+            # the first value's type; a point that mixes them (1, then 1.5) is read back as floats
+            self.kind = type(value) if self.count == 1 else self.kind if self.kind is type(value) else float
+        self.quality[at] = _QUALITIES.index(sample.quality) if sample.quality in _QUALITIES else 0
+
+    def _sample(self, index: int) -> Sample:
+        at = (self.start + index) % len(self.ts)
+        quality = _QUALITIES[self.quality[at]]
+        if self.kind is str and self.texts is not None:
+            return Sample(self.ts[at], self.texts[at], quality)
+        value = self.values[at]
+        typed: float | int | bool = (
+            bool(value) if self.kind is bool else int(value) if self.kind is int else value
+        )
+        return Sample(self.ts[at], typed, quality)
+
+    def last(self) -> Sample | None:
+        return self._sample(self.count - 1) if self.count else None
+
+    def since(self, ts: float) -> list[Sample]:
+        return [self._sample(i) for i in range(self.count) if self.ts[(self.start + i) % len(self.ts)] >= ts]
 
 
 class RecentReadings:
     """The last readings of every point, for charts and the overview's last values."""
 
-    def __init__(self, per_point: int = 720, min_interval: float = 5.0, max_series: int = 20_000) -> None:
+    def __init__(
+        self,
+        per_point: int = 720,
+        min_interval: float = 5.0,
+        max_series: int = 20_000,
+        expected_series: int = 0,
+        max_samples: int = 3_000_000,
+        min_per_point: int = 60,
+    ) -> None:
+        """`expected_series`: the points the devices declare; with `max_samples` it sizes each ring."""
+        if expected_series:
+            per_point = max(min(per_point, min_per_point), min(per_point, max_samples // expected_series))
         self.per_point, self.min_interval, self.max_series = per_point, min_interval, max_series
         self._rings: dict[Key, _Ring] = {}
         # Every point's latest value, sampled into its ring or not, by device then point.
@@ -62,14 +127,14 @@ class RecentReadings:
                 return
             ring = self._rings[key] = _Ring(self.per_point, reading.unit)
         self._latest.setdefault((reading.estate, reading.device), {})[reading.point] = sample
-        last = ring.samples[-1] if ring.samples else None
+        last = ring.last()
         if (
             last is None
             or last.value != sample.value
             or last.quality != sample.quality
             or sample.ts - last.ts >= self.min_interval
         ):
-            ring.samples.append(sample)
+            ring.append(sample)
 
     def series(self, estate: str, device: str, point: str, since: float) -> tuple[str, list[Sample]]:
         """(unit, samples at or after `since`), oldest first; the latest value is always included."""
@@ -77,7 +142,7 @@ class RecentReadings:
         ring = self._rings.get(key)
         if ring is None:
             return "", []
-        samples = [s for s in ring.samples if s.ts >= since]
+        samples = ring.since(since)
         latest = self._latest.get((estate, device), {}).get(point)
         if latest is not None and latest.ts >= since and (not samples or latest.ts > samples[-1].ts):
             samples.append(latest)  # a repeat of the last sampled value, newer than it

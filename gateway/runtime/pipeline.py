@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Sequence
 from typing import Protocol
@@ -19,6 +20,12 @@ from gateway.ingest import Envelope, IngestQueue, Item
 from gateway.store import StoreError
 
 log = logging.getLogger(__name__)
+# The store commits in its own thread while ingest keeps this loop busy. With CPython's default 5 ms GIL
+# switch interval every GIL hand-off inside a commit (sqlite3 releases it around each statement) could
+# wait 5 ms: a commit of a few statements took 10-30 ms at half the maximum ingest rate, and an alarm
+# reached the live feed that much later (issue 9). 1 ms bounds the wait; the cost is only paid while two
+# threads contend.
+GIL_SWITCH_INTERVAL = 0.001
 
 
 class Observer(Protocol):
@@ -54,6 +61,8 @@ class Pipeline:
     async def run(self) -> None:
         """Run the consume and tick loops until `stop()`."""
         self._stopping = False
+        if sys.getswitchinterval() > GIL_SWITCH_INTERVAL:
+            sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         self._tasks = {
             "consume": asyncio.create_task(self._consume(), name="pipeline-consume"),
             "tick": asyncio.create_task(self._tick(), name="pipeline-tick"),

@@ -1,0 +1,135 @@
+"""Node-RED against the gateway on a queued session: the same flow, both draining the same backlog.
+
+nodered.py feeds both from one paho publisher as fast as it goes, and since issue 9 that publisher
+(about 13,000 msgs/s) is slower than either consumer: both figures are then the publisher's. Here, as in
+ingest_throughput.py, the input is queued first: each consumer gets a persistent session (Node-RED's
+broker node with ``cleansession: false`` and a fixed client id; the gateway's own), is stopped, the
+workload is published and acknowledged by the broker, then the consumer starts and drains it. Rate =
+messages between the first and the last transition of the workload / time between their outputs'
+arrival at a subscriber of ``bench/out/#``: start-up time (Node-RED's is seconds) is left out for both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+from child import BenchError
+from feed_latency import build_config, fit, messages
+from ingest_throughput import _stop_app, _wait_until, gateway_create_session
+from nodered import HOST, _Egress, _probe, _start, write_user_dir
+from paced import PacedPublisher
+
+from gateway.runtime.app import App
+from gateway.runtime.broker import free_port
+
+
+@dataclass(frozen=True)
+class DrainRun:
+    rate: float  # messages / s between the first and the last transition's output
+    outputs: int
+
+
+def transition_indexes(work: list[tuple[str, str]]) -> list[int]:
+    """Workload positions of every alarm and clear (rule > 100, deadband 5), as feed_latency counts them."""
+    active: dict[str, bool] = {}
+    out = []
+    for i, (topic, payload) in enumerate(work):
+        level = float(payload.split(",")[0].split(":")[1])
+        was = active.get(topic, False)
+        if (not was and level > 100) or (was and level < 95):
+            active[topic] = not was
+            out.append(i)
+    return out
+
+
+class _Outputs:
+    """A subscriber of bench/out/#: arrival times of the outputs."""
+
+    def __init__(self, port: int, expected: int, limit: float) -> None:
+        self.port, self.expected, self.limit = port, expected, limit
+        self.times: list[float] = []
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        async with aiomqtt.Client(HOST, self.port, identifier=f"bench-drain-count-{os.getpid()}") as client:
+            await client.subscribe("bench/out/#", qos=1)
+            self.ready.set()
+            async with asyncio.timeout(self.limit):
+                async for _message in client.messages:
+                    self.times.append(time.time())
+                    if len(self.times) >= self.expected:
+                        return
+
+
+def _rate(work: list[tuple[str, str]], times: list[float]) -> DrainRun:
+    idx = transition_indexes(work)
+    if len(times) != len(idx):
+        raise BenchError(f"{len(times)} outputs for {len(idx)} transitions")
+    return DrainRun((idx[-1] - idx[0]) / (times[-1] - times[0]), len(times))
+
+
+async def _queue(port: int, work: list[tuple[str, str]], tag: str) -> None:
+    publisher = PacedPublisher(port, f"bench-drain-pub-{tag}", work, 0)
+    publisher.start()
+    await asyncio.to_thread(publisher.result)
+
+
+async def drain_node_red(port: int, tmp: Path, count: int, estates: int, devices: int, tag: str) -> DrainRun:
+    estates, devices = fit(count, estates, devices)
+    work, _ = messages(estates, devices, count)
+    user_dir, log = tmp / f"node-red-drain-{tag}", tmp / f"node-red-drain-{tag}.log"
+    write_user_dir(user_dir, port, free_port(), client_id=f"bench-nr-drain-{tag}", clean=False)
+    proc = _start(user_dir, log)
+    try:
+        await _probe(port, proc, log)  # connected and subscribed: the session exists
+    finally:
+        _stop(proc)
+    await _queue(port, work, f"nr-{tag}")
+    outputs = _Outputs(port, len(transition_indexes(work)), 120 + count / 1000)
+    counter = asyncio.create_task(outputs.run())
+    await outputs.ready.wait()
+    proc = _start(user_dir, log)
+    try:
+        await counter
+    except TimeoutError as exc:
+        raise BenchError(f"Node-RED drain: {len(outputs.times)} outputs in time") from exc
+    finally:
+        _stop(proc)
+    return _rate(work, outputs.times)
+
+
+async def drain_gateway(port: int, tmp: Path, count: int, estates: int, devices: int, tag: str) -> DrainRun:
+    estates, devices = fit(count, estates, devices)
+    work, _ = messages(estates, devices, count)
+    config = build_config(port, tmp / f"drain-{tag}.db", estates, devices, f"bench-drain-gw-{tag}")
+    await gateway_create_session(config)
+    await _queue(port, work, f"gw-{tag}")
+    outputs = _Outputs(port, len(transition_indexes(work)), 120 + count / 1000)
+    counter = asyncio.create_task(outputs.run())
+    await outputs.ready.wait()
+    app, stop = App(config), asyncio.Event()
+    app.service.listeners.append(_Egress(app))
+    task = asyncio.create_task(app.run(stop))
+    try:
+        await _wait_until(counter.done, 120 + count / 1000, task, lambda: f"{len(outputs.times)} outputs")
+        counter.result()
+    finally:
+        await _stop_app(stop, task)
+    return _rate(work, outputs.times)
+
+
+def _stop(proc: subprocess.Popen[Any]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
