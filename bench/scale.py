@@ -19,69 +19,30 @@ import asyncio
 import json
 import logging
 import os
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from ingest_throughput import _connected, _stop_app, _wait_until, private_port
-from modbus_poll import ChildServers, Layout, current_rss_mib
+from fleet import HOST, Fleet, FleetServers, slope_mib_per_min
+from ingest_throughput import _connected, _stop_app, _wait_until
+from modbus_poll import current_rss_mib
 from paced import PacedPublisher
 
 from gateway.config import parse_config
 from gateway.runtime.app import App
-from gateway.runtime.broker import MosquittoProcess
-
-HOST = "127.0.0.1"
-FAMILY = {
-    "pressure_transmitter_s16": "septic_pressure",
-    "pressure_transmitter_float": "septic_pressure",
-    "dse_gencomm": "generator",
-    "comap_intelilite4": "generator",
-    "gst_modbus_site_example": "fire_panel",
-    "notifier_demo_loop1": "fire_panel",
-}
-MODBUS_ENDPOINTS = 10
 
 
-def config_text(
-    mqtt_port: int, ports: list[int], layout: Layout, estates: int, mqtt_per_estate: list[int], store: Path
-) -> str:
+def config_text(mqtt_port: int, ports: list[int], fleet: Fleet, store: Path) -> str:
     lines = [
         "gateway_id: bench-scale",
         f"mqtt: {{host: {HOST}, port: {mqtt_port}, client_id: bench-scale-{os.getpid()}}}",
         f'store: {{path: "{store}"}}',
         "api: {enabled: false}",
         "incidents: {correlation_window: 0, flood_count: 1000000}",
-        "estates:",
+        *fleet.estates_yaml(ports, gate_extra=" heartbeat_timeout: 600,"),
     ]
-    modbus_by_estate: dict[int, list[str]] = {}
-    for i, dev in enumerate(layout.devices):
-        modbus_by_estate.setdefault(i % estates, []).append(
-            f"      - {{id: mb-{dev.endpoint}-{dev.unit:03d}, family: {FAMILY[dev.profile]},"
-            f" profile: {dev.profile}, poll_interval: 5,"
-            f" modbus: {{host: {HOST}, port: {ports[dev.endpoint]}, unit_id: {dev.unit}, timeout: 1}}}}"
-        )
-    for e in range(estates):
-        lines += [f"  - id: s{e:03d}", f"    name: {{zh: 小区{e}, en: Estate {e}}}", "    devices:"]
-        for d in range(mqtt_per_estate[e]):
-            lines.append(
-                f"      - {{id: g{d:03d}, family: access_gate, profile: generic_access_gate,"
-                f' heartbeat_timeout: 600, mqtt: {{topic: "estate/s{e:03d}/access_gate/g{d:03d}/+"}}}}'
-            )
-        lines += modbus_by_estate.get(e, [])
     return "\n".join(lines) + "\n"
-
-
-def slope_mib_per_min(samples: list[tuple[float, float]]) -> float:
-    if len(samples) < 2:
-        return 0.0
-    ts = [t for t, _ in samples]
-    rs = [r for _, r in samples]
-    mt, mr = statistics.fmean(ts), statistics.fmean(rs)
-    den = sum((t - mt) ** 2 for t in ts)
-    return 60 * sum((t - mt) * (r - mr) for t, r in zip(ts, rs, strict=True)) / den if den else 0.0
 
 
 async def soak(seconds: float, task: asyncio.Task[None]) -> list[tuple[float, float]]:
@@ -99,30 +60,20 @@ async def soak(seconds: float, task: asyncio.Task[None]) -> list[tuple[float, fl
 
 
 async def run(args: argparse.Namespace) -> dict[str, float]:
-    modbus = round(args.devices * args.modbus_share)
-    layout = Layout.build(modbus, MODBUS_ENDPOINTS) if modbus else Layout(MODBUS_ENDPOINTS, ())
-    mqtt_total = args.devices - modbus
-    per_estate = [mqtt_total // args.estates + (e < mqtt_total % args.estates) for e in range(args.estates)]
-    broker = MosquittoProcess(port=private_port())
-    servers = ChildServers(layout.units(), "socket", 0.25) if modbus else None
+    fleet = Fleet.build(args.devices, args.estates, args.modbus_share)
+    mqtt_total = fleet.gates
+    servers = FleetServers(fleet)
     rss_start = current_rss_mib()
     try:
-        broker.start()
-        if servers:
-            await servers.start()
-        ports = servers.ports if servers else []
+        await servers.start()
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
             built = time.perf_counter()
-            text = config_text(broker.port, ports, layout, args.estates, per_estate, Path(tmp) / "scale.db")
+            text = config_text(servers.broker.port, servers.ports, fleet, Path(tmp) / "scale.db")
             config = parse_config(text, "scale.yaml", {})
             config_s = time.perf_counter() - built
             total = args.warmup + args.soak_seconds + 5
             rate = mqtt_total / args.heartbeat
-            topics = [
-                f"estate/s{e:03d}/access_gate/g{d:03d}/heartbeat"
-                for e in range(args.estates)
-                for d in range(per_estate[e])
-            ]
+            topics = [f"estate/{e}/access_gate/{d}/heartbeat" for e, d in fleet.gate_ids()]
             work = [(topics[i % len(topics)], "{}") for i in range(int(rate * total))]
             app, stop = App(config), asyncio.Event()
             task = asyncio.create_task(app.run(stop))
@@ -131,7 +82,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
                 await _wait_until(app.ready.is_set, 120, task, lambda: "gateway never got ready")
                 await _wait_until(lambda: _connected(app), 60, task, lambda: "gateway never connected")
                 ready_s = time.perf_counter() - built
-                publisher = PacedPublisher(broker.port, "bench-scale-pub", work, rate, qos=0)
+                publisher = PacedPublisher(servers.broker.port, "bench-scale-pub", work, rate, qos=0)
                 publisher.start()
                 await asyncio.sleep(args.warmup)
                 rss_warm = current_rss_mib()
@@ -142,13 +93,11 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
                     publisher.close()
                 await _stop_app(stop, task)
     finally:
-        if servers:
-            await servers.stop()
-        broker.close()
+        await servers.stop()
     return {
         "devices": args.devices,
         "estates": args.estates,
-        "modbus": modbus,
+        "modbus": fleet.modbus,
         "rss_start_mib": rss_start,
         "rss_warm_mib": rss_warm,
         "rss_end_mib": samples[-1][1],
