@@ -6,4 +6,6 @@ bash scripts/setup.sh
 echo "== ruff";  .venv/bin/ruff check gateway drivers dashboards tests bench
 echo "== mypy";  .venv/bin/mypy
 echo "== pytest"
-exec .venv/bin/pytest -q "$@"
+# Two workers (pytest-xdist): most tests wait on servers and timers, so both cores halve the wall time;
+# each worker starts its own broker and PostgreSQL (session fixtures), every port is a free one.
+exec .venv/bin/pytest -q -n 2 "$@"
