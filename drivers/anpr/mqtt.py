@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from drivers.anpr.classifier import PLATE_READ, PlateClassifier, Verdict
-from drivers.anpr.receiver import Opener
+from drivers.anpr.receiver import Opener, PictureSink
 from drivers.mqtt_device import MqttJsonDecoder
 from drivers.profiles.schema import MqttProfile
 from drivers.stats import DeviceStats
@@ -27,9 +27,10 @@ class PlateDecoder(MqttJsonDecoder):
         stats: DeviceStats,
         classifier: PlateClassifier,
         opener: Opener | None = None,
+        pictures: PictureSink | None = None,
     ) -> None:
         super().__init__(estate, device, profile, stats)
-        self.classifier, self.opener = classifier, opener
+        self.classifier, self.opener, self.pictures = classifier, opener, pictures
 
     def decode(self, topic: str, payload: bytes, now_ns: int) -> list[Item]:
         return self._classified(super().decode(topic, payload, now_ns))
@@ -44,4 +45,13 @@ class PlateDecoder(MqttJsonDecoder):
         verdict: Verdict = self.classifier.classify(read)
         if verdict.decision.open and self.opener is not None:
             self.opener(verdict)
+        if self.pictures is not None:  # MQTT cameras link their pictures (profile attributes picture_*)
+            attrs = verdict.event.attributes
+            links = {
+                k: url for k in ("plate", "scene")
+                if isinstance(url := attrs.get(f"picture_{k}"), str) and url.startswith(("http://", "https://"))
+            }  # fmt: skip
+            if links:
+                refs = self.pictures(self.estate, self.device, verdict.event.ts_ns, attrs["plate"], links)
+                attrs.update({f"picture_{kind}": ref for kind, ref in refs.items()})
         return verdict.event

@@ -6,7 +6,7 @@ Every failure raises DecodeError with a short reason ('too_large', 'bad_json', '
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,6 +34,7 @@ class PushedRead:
     event: DeviceEvent  # kind plate_read
     record: str  # the camera's record identity: a re-send repeats it
     offline: bool  # the camera kept it during an outage and sends it late
+    pictures: dict[str, str] = field(default_factory=dict)  # kind → base64 text or URL, undecoded
 
 
 class PushDecoder:
@@ -70,7 +71,16 @@ class PushDecoder:
         record = self._record(data, plate, ts_ns)
         attributes["record_id"] = record
         event = DeviceEvent(ts_ns, self.estate, self.device, PLATE_READ, attributes, Source.HTTP)
-        return PushedRead(event, record, offline)
+        return PushedRead(event, record, offline, self._pictures(data))
+
+    def _pictures(self, data: dict[str, Any]) -> dict[str, str]:
+        """The pictures' text as sent (decoding is the evidence writer's job, off the event loop)."""
+        found: dict[str, str] = {}
+        for kind, path in self.profile.pictures.items():
+            value = at(data, path)
+            if isinstance(value, str) and value:
+                found[kind] = value
+        return found
 
     def _mapped(self, name: str, value: Any) -> Any:
         table = self.profile.values.get(name)

@@ -36,6 +36,8 @@ from gateway.model import Clock, Envelope
 log = logging.getLogger(__name__)
 Emit = Callable[[Envelope], Awaitable[None]]
 Opener = Callable[[Verdict], None]
+# (estate, device, event ts_ns, plate, kind → base64 or URL) → kind → stored ref; must not block
+PictureSink = Callable[[str, str, int, str, dict[str, str]], dict[str, str]]
 DEDUP_SIZE = 1024
 
 
@@ -52,6 +54,7 @@ class PushCamera:
     allow_from: frozenset[str] = frozenset()  # source addresses; empty: any
     opener: Opener | None = None  # the lane's relay, for decisions the reply itself does not carry out
     seen: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)  # record → reply
+    pictures: PictureSink | None = None  # plate/scene pictures → incident evidence (gateway/evidence)
 
     def remember(self, record: str, reply: dict[str, Any]) -> None:
         self.seen[record] = reply
@@ -67,6 +70,10 @@ class PushReceiver:
         self.emit, self.clock, self.commit_wait = emit, clock, commit_wait
         self.rejected_auth = 0
         self.replied_before_commit = 0
+        # Several gateway instances: a push for an estate another instance owns gets 503 (the camera sends
+        # it again, to this or another instance behind the same address) instead of a read nobody decides.
+        self.owns: Callable[[str], bool] = lambda estate: True
+        self.not_owned = 0
         self.busy = 0
         self.app = FastAPI(
             title="estate-gateway camera push", docs_url=None, redoc_url=None, openapi_url=None
@@ -86,6 +93,10 @@ class PushReceiver:
                     estate, device, request.client.host if request.client else "?",
                 )  # fmt: skip
             return JSONResponse({"error": "unauthorized"}, status_code=401)
+        if not self.owns(estate):
+            self.not_owned += 1
+            return JSONResponse({"error": "not this instance's estate"}, status_code=503,
+                                headers={"Retry-After": "2"})  # fmt: skip
         body = await request.body()
         return await self.handle(camera, body)
 
@@ -104,6 +115,11 @@ class PushReceiver:
             camera.stats.error("duplicate")
             return JSONResponse(repeat)
         verdict = camera.classifier.classify(read.event)
+        if read.pictures and camera.pictures is not None:  # recorded on the event: where they are kept
+            attributes = verdict.event.attributes
+            refs = camera.pictures(camera.estate, camera.device, verdict.event.ts_ns, attributes["plate"],
+                                   read.pictures)  # fmt: skip
+            attributes.update({f"picture_{kind}": ref for kind, ref in refs.items()})
         # A record kept through an outage is history: the car has gone, the barrier must not open now.
         opens = verdict.decision.open and not read.offline
         reply = camera.decoder.profile.reply_open if opens else camera.decoder.profile.reply_hold

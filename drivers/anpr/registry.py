@@ -110,6 +110,15 @@ class VehicleRegistry:
                 raise ValueError("only residents, visitors and blacklisted vehicles are registered")
         return entry
 
+    def drop_stored_passes(self) -> int:
+        """Forget the passes registered through the API (`ref` set), to load them again from the store
+        (an estate arriving from another gateway instance, which may have added or deleted some)."""
+        with self._lock:
+            before = sum(len(v) for v in self._passes.values())
+            kept = {p: [v for v in vs if v.ref is None] for p, vs in self._passes.items()}
+            self._passes = {p: vs for p, vs in kept.items() if vs}
+            return before - sum(len(v) for v in self._passes.values())
+
     def remove(self, plate: str, category: Category) -> int:
         """Remove a plate's entries of one category; returns how many were removed."""
         key = normalize_plate(plate)

@@ -47,6 +47,11 @@ class HttpPushProfile(_Strict):
     direction: str | None = Field(None, description="Dotted path of the vehicle's direction, if reported")
     camera_list: str | None = Field(None, description="Dotted path of the camera's own list verdict")
     attributes: dict[str, str] = Field(default_factory=dict, description="Attribute → dotted path")
+    pictures: dict[Literal["plate", "scene"], str] = Field(
+        default_factory=dict,
+        description="Picture kind → dotted path of its base64 JPEG or its URL; kept as incident evidence "
+        "(gateway/evidence), never as an attribute",
+    )
     values: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="Raw value (as text) → canonical, per attribute, direction or camera_list "

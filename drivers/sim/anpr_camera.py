@@ -6,15 +6,18 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import httpx
 
 Style = Literal["alphadigi", "dahua"]
+SAMPLES = Path(__file__).with_name("data")  # sample plate and scene JPEGs (rendered once by Chromium)
 ALPHADIGI_COLORS = {"blue": 1, "yellow": 2, "white": 3, "black": 4, "green": 5}
 DAHUA_COLORS = {"blue": "Blue", "yellow": "Yellow", "white": "White", "black": "Black", "green": "Green"}
 
@@ -51,15 +54,25 @@ class PushCameraSimulator:
         offline: bool = False,
         record: int | None = None,
         block_listed: bool = False,
+        pictures: dict[str, bytes] | Literal["sample"] | None = None,
     ) -> dict[str, Any]:
-        """The document the camera would send (`record` repeats an earlier Alphadigi plateid)."""
+        """The document the camera would send (`record` repeats an earlier Alphadigi plateid;
+        `pictures` {plate, scene: JPEG bytes}, or "sample" for the shipped sample pictures, ride along in
+        base64, as the cameras send them)."""
         ts = time.time() if at is None else at
+        if pictures == "sample":
+            pictures = {kind: (SAMPLES / f"{kind}_sample.jpg").read_bytes() for kind in ("plate", "scene")}
+        encoded = {k: base64.b64encode(v).decode() for k, v in (pictures or {}).items()}
         if self.style == "alphadigi":
             result = {
                 "license": plate, "colorType": ALPHADIGI_COLORS.get(color, 0), "confidence": confidence,
                 "direction": 0, "triggerType": 4, "plateid": next(self._ids) if record is None else record,
                 "isoffline": int(offline), "timeStamp": {"Timeval": {"sec": int(ts), "usec": 0}},
             }  # fmt: skip
+            if "scene" in encoded:
+                result["imageFile"] = encoded["scene"]
+            if "plate" in encoded:
+                result["imageFragmentFile"] = encoded["plate"]
             return {"AlarmInfoPlate": {"serialno": self.serial, "result": {"PlateResult": result}}}
         local = datetime.fromtimestamp(ts, self.zone).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
         snap = {"AccurateTime": local, "AllowUser": False, "BlockUser": block_listed}
@@ -70,7 +83,12 @@ class PushCameraSimulator:
             "PlateColor": DAHUA_COLORS.get(color, "Unknown"),
             "Confidence": confidence,
         }
-        return {"Picture": {"Plate": plate_info, "SnapInfo": snap}}
+        picture: dict[str, Any] = {"Plate": plate_info, "SnapInfo": snap}
+        if "scene" in encoded:
+            picture["NormalPic"] = {"Content": encoded["scene"]}
+        if "plate" in encoded:
+            picture["CutoutPic"] = {"Content": encoded["plate"]}
+        return {"Picture": picture}
 
     async def post(self, document: dict[str, Any] | bytes, token: str | None = None) -> tuple[int, Any]:
         assert self._client is not None, "use async with PushCameraSimulator(...)"

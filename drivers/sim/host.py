@@ -14,6 +14,7 @@ from drivers.sim.generator import GeneratorModel
 from drivers.sim.modbus_server import DeviceFault, ModbusSimServer, RegisterModel
 from drivers.sim.mqtt_device import MqttDeviceSimulator
 from drivers.sim.points import PointsModel
+from drivers.sim.relay_board import RelayBoardModel
 from drivers.sim.vendor_payloads import Style as MqttStyle
 from drivers.transports.modbus import Framer
 from gateway.config import GatewayConfig
@@ -52,6 +53,8 @@ class SimulationHost:
                         model = GeneratorModel(profile)
                     elif "open" in profile.pulses:
                         model = BarrierModel(profile)
+                    elif profile.family.value == "local_output":
+                        model = RelayBoardModel(profile)
                     else:
                         model = PointsModel(profile)
                     self.models[device.id] = model

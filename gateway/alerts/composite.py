@@ -41,6 +41,10 @@ class CompositeInstance(RuleInstance):
         self.watched = ()
         self.holding = [{} for _ in self.rule.terms or ()]
 
+    def reset(self) -> None:
+        RuleInstance.reset(self)  # slots dataclasses: no zero-argument super()
+        self.holding = [{} for _ in self.rule.terms or ()]
+
     def update(self, device: str, point: str, value: Value, now: float) -> None:
         for index in self.pairs.get((device, point), ()):
             term = (self.rule.terms or [])[index]

@@ -9,7 +9,7 @@ schedules use wall time.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +51,7 @@ class DeviceInfo:
         return self.places.get(point or "", _NOWHERE).zone or self.zone
 
 
-@dataclass
+@dataclass(slots=True)
 class _DeviceState:
     info: DeviceInfo
     values: dict[str, Value] = field(default_factory=dict)
@@ -121,6 +121,30 @@ class AlertEngine:
             inst.hits = {group: deque(t - offset for t in times) for group, times in groups.items() if times}
             if inst.hits:
                 self._timed.add(inst)
+
+    # -- ownership (several gateway instances, gateway/cluster) ----------------------------------
+    def watch_estates(self, estates: Collection[str] | None) -> None:
+        """Only these estates' devices are watched for heartbeat absence (None: every estate): the
+        others' devices are polled by another instance and would look silent here."""
+        self._watch_absence = [
+            s for s in self._devices.values()
+            if s.info.heartbeat_timeout and (estates is None or s.info.estate in estates)
+        ]  # fmt: skip
+
+    def reset_estates(self, estates: Collection[str]) -> None:
+        """Forget these estates' latest values and alarm states (they arrive from, or leave for, another
+        instance: what matters is in the store, and restore_active/restore_windows bring it back)."""
+        now = self.clock.monotonic()
+        for (estate, _), state in self._devices.items():
+            if estate in estates:
+                state.values.clear()
+                state.bad.clear()
+                state.last_seen, state.absent = now, False
+        for inst in self.instances:
+            if inst.estate in estates:
+                inst.reset()
+                self._timed.discard(inst)
+                self._windows_changed.discard(inst)
 
     # -- input -----------------------------------------------------------------------------------
     def process(self, item: Reading | DeviceEvent) -> list[Transition]:

@@ -12,6 +12,8 @@ from gateway import __version__
 from gateway.api.ack_links import ack_router
 from gateway.api.audit import AuditTrail
 from gateway.api.auth import public
+from gateway.api.cluster import cluster_router
+from gateway.api.confirmations import confirmation_router
 from gateway.api.context import ApiContext
 from gateway.api.devices import device_router
 from gateway.api.duty import duty_router
@@ -19,10 +21,14 @@ from gateway.api.feed import feed_router
 from gateway.api.incident_actions import incident_action_router
 from gateway.api.incidents import incident_router
 from gateway.api.kpis import kpi_router
+from gateway.api.maintenance import maintenance_router
 from gateway.api.metrics import metrics_router
+from gateway.api.patrol import patrol_router
 from gateway.api.users import users_router
 from gateway.api.vehicles import vehicle_router
+from gateway.cluster.forward import ForwardToOwner, estate_reads, estate_resolvers
 from gateway.console.pages import install_console
+from gateway.evidence.routes import evidence_router
 
 __all__ = ["ApiContext", "create_app"]
 
@@ -43,12 +49,17 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(incident_action_router(ctx))
     app.include_router(feed_router(ctx))
     app.include_router(device_router(ctx))
+    app.include_router(confirmation_router(ctx))  # two-person rule: pending dangerous commands
     app.include_router(vehicle_router(ctx))
     app.include_router(duty_router(ctx))
     app.include_router(ack_router(ctx))
     app.include_router(metrics_router(ctx))
     app.include_router(kpi_router(ctx))
+    app.include_router(patrol_router(ctx))
+    app.include_router(maintenance_router(ctx))
+    app.include_router(evidence_router(ctx, ctx.evidence))  # plate pictures, estate-scoped
     app.include_router(users_router(ctx.auth))
+    app.include_router(cluster_router(ctx))
     install_console(app, ctx)  # pages under /console/, its static files and headers, / redirect
 
     async def incident_estate(incident_id: str) -> str | None:
@@ -62,6 +73,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
         trusted_proxies=ctx.auth.settings.trusted_proxies,
         resolvers={"incident_id": incident_estate},
     )
+    if ctx.cluster is not None:  # outermost: a write for another instance's estate goes there
+        app.add_middleware(
+            ForwardToOwner,
+            owner_of=ctx.cluster.owner_of,
+            resolvers=estate_resolvers(incident_estate),
+            instance=ctx.cluster.instance,
+            reads=estate_reads(),
+        )
     _document_plain_422(app)
     return app
 

@@ -8,7 +8,9 @@ Credentials, in the order they are tried:
   submit, bound to the session). Bearer calls carry no ambient credential and are exempt.
 
 Route policy: every route declares its least role with `dependencies=[require(auth, "operator")]`, or
-`dependencies=[public()]` for the few that need no login (health, login, signed ack links).
+`dependencies=[public()]` for the few that need no login (health, login, signed ack links). The
+regulator (gateway/auth/tenancy.py) is no rank: it passes only routes that admit it by name
+(`require(auth, "viewer", regulator=True)`: KPIs and reports), and sees every estate there.
 `route_policy(route)` reads it back (the role × estate test matrix is generated from it). A caller below
 the role gets 403 whatever the target; a target outside the caller's estates is a 404 (the routes
 enforce scope in their queries), so nobody learns what exists elsewhere.
@@ -26,7 +28,9 @@ from starlette.requests import HTTPConnection
 from starlette.routing import BaseRoute
 
 from gateway.auth import KEY_PREFIX, Accounts, AuthSettings, Passwords, csrf_for
+from gateway.auth.records import REGULATOR
 from gateway.auth.store import AccountStore
+from gateway.auth.tenancy import Tenancy
 from gateway.config.schema import ApiConfig, ApiTokenConfig
 from gateway.model import Clock
 
@@ -37,6 +41,7 @@ __all__ = [
     "EVERY_ESTATE_ATTR",
     "POLICY_ATTR",
     "PRINCIPAL_KEY",
+    "REGULATOR_ATTR",
     "ROLE_RANK",
     "SESSION_COOKIE",
     "UNSAFE_METHODS",
@@ -60,6 +65,7 @@ AUDIT_NOTE_KEY = "eg.audit"  # what a request adds to its audit entry (gateway/a
 PRINCIPAL_KEY = "eg.principal"  # where authenticate() leaves the caller in the ASGI scope (for the audit)
 POLICY_ATTR = "__eg_min_role__"
 EVERY_ESTATE_ATTR = "__eg_every_estate__"  # the route spans all estates: scoped callers get 403
+REGULATOR_ATTR = "__eg_regulator__"  # the route admits the regulator (read-only KPIs and reports)
 PUBLIC = "public"
 
 
@@ -72,12 +78,23 @@ class Principal:
     display_name: str = ""
     csrf: str = field(default="", repr=False)  # the session's CSRF token (sessions only)
     account: str | None = None  # the user behind a session or an API key; None for config tokens
+    job: str | None = None  # the user's job (gateway/auth/jobs.py): rights beyond the rank
 
     def can_see(self, estate: str) -> bool:
         return self.estates is None or estate in self.estates
 
     def at_least(self, role: str) -> bool:
-        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+        """Ranked check; never true for the regulator, which is no rank."""
+        return self.role in ROLE_RANK and ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+    @property
+    def regulator(self) -> bool:
+        return self.role == REGULATOR
+
+    @property
+    def person(self) -> str:
+        """Who acts, for the two-person rule: a user's session and its API keys are one person."""
+        return self.account or self.name
 
     def covers(self, estates: frozenset[str] | None) -> bool:
         """Whether every estate of `estates` (None: all) is within this caller's scope."""
@@ -108,7 +125,10 @@ def client_address(conn: HTTPConnection, trusted: frozenset[str]) -> str:
 class TokenAuth:
     """Authenticates requests and WebSockets. Without `accounts`, only config tokens are known."""
 
-    def __init__(self, tokens: list[ApiTokenConfig], accounts: Accounts | None = None) -> None:
+    def __init__(
+        self, tokens: list[ApiTokenConfig], accounts: Accounts | None = None, tenancy: Tenancy | None = None
+    ) -> None:
+        self.tenancy = tenancy or (accounts.tenancy if accounts else Tenancy())
         self._tokens = [
             (_digest(t.token), Principal(t.name, t.role, None if "*" in t.estates else frozenset(t.estates)))
             for t in tokens
@@ -131,9 +151,16 @@ class TokenAuth:
         store: AccountStore,
         clock: Clock | None = None,
         passwords: Passwords | None = None,
+        tenancy: Tenancy | None = None,
     ) -> "TokenAuth":
-        """Config tokens plus the users, sessions and keys of the store, with `api.auth` settings."""
-        return cls(api.tokens, Accounts(store, AuthSettings.from_config(api.auth), clock, passwords))
+        """Config tokens plus the users, sessions and keys of the store, with `api.auth` settings;
+        `tenancy` expands `company:<id>` scopes."""
+        accounts = Accounts(store, AuthSettings.from_config(api.auth), clock, passwords, tenancy)
+        return cls(api.tokens, accounts, tenancy)
+
+    def scope_of(self, estates: Iterable[str]) -> frozenset[str] | None:
+        """The estates a scope list (ids, '*', company:<id>) grants now."""
+        return self.tenancy.scope(estates)
 
     def address(self, conn: HTTPConnection) -> str:
         return client_address(conn, self.settings.trusted_proxies)
@@ -178,8 +205,9 @@ class TokenAuth:
                 if user.scope is not None and len(user.scope) == 1:
                     [note["estate"]] = user.scope
                 raise HTTPException(status.HTTP_403_FORBIDDEN, "CSRF token missing or wrong")
+        scope = None if user.role == REGULATOR else self.scope_of(user.estates)
         return Principal(
-            user.username, user.role, user.scope, "session", user.display_name, csrf, user.username
+            user.username, user.role, scope, "session", user.display_name, csrf, user.username, user.job
         )
 
     def _config_token(self, value: str) -> Principal | None:
@@ -190,19 +218,25 @@ class TokenAuth:
                 found = principal
         return found
 
-    @staticmethod
-    async def _api_key(accounts: Accounts, value: str) -> Principal | None:
+    async def _api_key(self, accounts: Accounts, value: str) -> Principal | None:
         match = await accounts.key_user(value)
         if match is None:
             return None
         key, owner = match
-        # A key never has more than its owner has now (the owner may have been narrowed since).
-        role = min(key.role, owner.role, key=ROLE_RANK.__getitem__)
-        scopes = [s for s in (key.scope, owner.scope) if s is not None]
-        estates = frozenset.intersection(*scopes) if scopes else None
+        # A key never has more than its owner has now (the owner may have been narrowed since); a
+        # regulator's key is a regulator's, and a ranked key of an owner turned regulator is nothing.
+        if REGULATOR in (key.role, owner.role):
+            if key.role != owner.role:
+                return None
+            role, estates = REGULATOR, None
+        else:
+            role = min(key.role, owner.role, key=ROLE_RANK.__getitem__)
+            scopes = [s for s in (self.scope_of(key.estates), self.scope_of(owner.estates)) if s is not None]
+            estates = frozenset.intersection(*scopes) if scopes else None
         return Principal(
-            f"{owner.username}/key:{key.key_id}", role, estates, "key", key.name, "", owner.username
-        )
+            f"{owner.username}/key:{key.key_id}", role, estates, "key", key.name, "", owner.username,
+            owner.job,
+        )  # fmt: skip
 
 
 def bearer(auth: TokenAuth) -> Callable[[HTTPConnection], Coroutine[Any, Any, Principal]]:
@@ -210,15 +244,18 @@ def bearer(auth: TokenAuth) -> Callable[[HTTPConnection], Coroutine[Any, Any, Pr
     return auth.dependency
 
 
-def require(auth: TokenAuth, role: str, every_estate: bool = False) -> Any:
+def require(auth: TokenAuth, role: str, every_estate: bool = False, regulator: bool = False) -> Any:
     """A route dependency (`dependencies=[require(auth, "operator")]`): 401 without credentials, 403
     below `role` (and, with `every_estate`, 403 for a caller scoped to some estates: a route whose answer
-    spans all of them, like /metrics). It is also the route's declared policy, read back by
-    route_policy() and route_spans_every_estate()."""
+    spans all of them, like /metrics). With `regulator`, the regulator passes too (it is no rank: only
+    routes that name it let it in). It is also the route's declared policy, read back by
+    route_policy(), route_spans_every_estate() and route_admits_regulator()."""
     if role not in ROLE_RANK:
         raise ValueError(f"unknown role {role!r}")
 
     async def check(user: Annotated[Principal, Depends(auth.dependency)]) -> Principal:
+        if regulator and user.regulator:
+            return user
         if not user.at_least(role):
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"{role}s and above may do this")
         if every_estate and user.estates is not None:
@@ -227,6 +264,7 @@ def require(auth: TokenAuth, role: str, every_estate: bool = False) -> Any:
 
     setattr(check, POLICY_ATTR, role)
     setattr(check, EVERY_ESTATE_ATTR, every_estate)
+    setattr(check, REGULATOR_ATTR, regulator)
     return Depends(check)
 
 
@@ -268,6 +306,11 @@ def route_policy(route: APIRoute | APIWebSocketRoute) -> str | None:
 def route_spans_every_estate(route: APIRoute | APIWebSocketRoute) -> bool:
     """Did the route declare require(..., every_estate=True)?"""
     return any(getattr(d.call, EVERY_ESTATE_ATTR, False) is True for d in route.dependant.dependencies)
+
+
+def route_admits_regulator(route: APIRoute | APIWebSocketRoute) -> bool:
+    """Did the route declare require(..., regulator=True)?"""
+    return any(getattr(d.call, REGULATOR_ATTR, False) is True for d in route.dependant.dependencies)
 
 
 def routes_of(routes: Iterable[BaseRoute]) -> Iterator[tuple[str, APIRoute | APIWebSocketRoute]]:

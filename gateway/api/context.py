@@ -10,11 +10,17 @@ from drivers.commands import Commander
 from drivers.stats import StatsRegistry
 from gateway.alerts import DeviceInfo
 from gateway.api.auth import TokenAuth
+from gateway.auth.two_person import DangerRule
+from gateway.cluster.view import ClusterView
 from gateway.console.recent import RecentReadings
+from gateway.escalation.channels.modbus_relay import LocalOutputs
 from gateway.escalation.links import AckLinks
 from gateway.escalation.roster import Roster
+from gateway.evidence.incident import EvidenceService
 from gateway.incidents import IncidentService
 from gateway.kpi import KpiEngine
+from gateway.maintenance import MaintenanceTracker
+from gateway.patrol import PatrolTracker
 
 
 @dataclass
@@ -38,3 +44,10 @@ class ApiContext:
     estate_names: dict[str, tuple[str, str]] = field(default_factory=dict)  # (zh, en) by estate: console
     recent: RecentReadings | None = None  # recent readings ring (pipeline observer): console charts
     kpi: KpiEngine | None = None  # KPI engine (pipeline observer, incident listener): /kpis, reports
+    cluster: ClusterView | None = None  # several instances: estate owners, forwarding (gateway/cluster)
+    evidence: EvidenceService | None = None  # incident evidence: camera links, plate pictures (issue 11)
+    local_outputs: LocalOutputs | None = None  # on-site sirens/strobes and their last pulse (issue 11)
+    # Two-person rules of dangerous commands, by (estate, device) then command (gateway/api/confirmations)
+    dangerous: dict[tuple[str, str], dict[str, DangerRule]] = field(default_factory=dict)
+    patrol: PatrolTracker | None = None  # guard tours (gateway/patrol): /patrol/tours, console
+    maintenance: MaintenanceTracker | None = None  # maintenance duties (gateway/maintenance)

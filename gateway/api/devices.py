@@ -3,13 +3,14 @@ taking a device out of service for maintenance (ISA-18.2: its alarms are held, n
 
 import logging
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 
 from gateway.alerts import DeviceInfo
 from gateway.api.audit import annotate
 from gateway.api.auth import Principal, bearer, require
+from gateway.api.confirmations import hold
 from gateway.api.context import ApiContext
 from gateway.api.schemas import (
     CommandIn,
@@ -20,6 +21,7 @@ from gateway.api.schemas import (
     OutOfServiceOut,
     PointOut,
 )
+from gateway.auth.jobs import may_command
 from gateway.model import AuditEntry
 
 log = logging.getLogger(__name__)
@@ -87,12 +89,18 @@ def device_router(ctx: ApiContext) -> APIRouter:
 
     last_command: dict[tuple[str, str], float] = {}
 
-    @router.post("/devices/{estate}/{device}/commands", response_model=CommandOut, dependencies=[operator])
+    @router.post(
+        "/devices/{estate}/{device}/commands",
+        response_model=CommandOut,
+        dependencies=[operator],
+        responses={202: {"description": "Needs a second person's confirmation (PendingOut)"}},
+    )
     async def command_device(
         estate: str, device: str, user: User, body: CommandIn, request: Request
-    ) -> CommandOut:
-        """Send a command (e.g. generator start). Allowed per device and command by the site config, with
-        a reason, rate-limited, and audited with its outcome whatever it is."""
+    ) -> Any:
+        """Send a command (e.g. generator start). Allowed per device and command by the site config (by
+        rank, or by job: gateway/auth/jobs.py), with a reason, rate-limited, and audited with its outcome
+        whatever it is. A dangerous command (two-person rule) answers 202 and waits for a confirmation."""
         info = next((d for d in ctx.devices if d.estate == estate and d.device == device), None)
         if info is None or not user.can_see(estate):
             raise HTTPException(status.HTTP_404_NOT_FOUND, "device not found")
@@ -103,11 +111,13 @@ def device_router(ctx: ApiContext) -> APIRouter:
             annotate(request, action=f"command:{body.command}", estate=estate, target=device, outcome=outcome,
                      reason=body.reason, detail=detail)  # fmt: skip
 
-        if least is None or not user.at_least(least):
+        if least is None or not (user.at_least(least) or may_command(user.job, info.family, least)):
             await audit("forbidden", f"needs {least or 'a command allowed by config'}")
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"{body.command!r} is not allowed for you on this device"
             )
+        if (pending := await hold(ctx, request, user, estate, device, body.command, body.reason)) is not None:
+            return pending  # a two-person rule holds: nothing is sent until a second person confirms
         now = time.monotonic()
         if now - last_command.get((estate, device), -1e9) < ctx.command_interval:
             await audit("rate_limited", f"one command per {ctx.command_interval:g} s")

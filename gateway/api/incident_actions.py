@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 
 from gateway.api.auth import Principal, bearer, require
 from gateway.api.context import ApiContext
+from gateway.api.fanout import acknowledge_across, open_in_store
 from gateway.api.schemas import (
     AckOutcomeOut,
     AssignIn,
@@ -19,6 +20,7 @@ from gateway.api.schemas import (
     IncidentOut,
     incident_out,
 )
+from gateway.cluster.forward import FORWARDED_HEADER
 from gateway.incidents import IncidentError
 from gateway.model import Incident
 
@@ -43,13 +45,19 @@ def incident_action_router(ctx: ApiContext) -> APIRouter:
         if body.ids is None:
             if body.estate is None and body.priority is None:
                 raise HTTPException(422, "give ids, or an estate and/or priority filter")
-            ids = ctx.service.open_incidents(user.estates, body.estate, body.priority)
+            if ctx.cluster is None:
+                ids = ctx.service.open_incidents(user.estates, body.estate, body.priority)
+            else:  # several instances: the open incidents of every estate, from the shared database
+                ids = await open_in_store(ctx, user, body)
         else:
             ids = body.ids
         source = request.client.host if request.client else ""
-        outcomes = await ctx.service.acknowledge_many(
-            ids, user.name, source, body.note, lambda incident: user.can_see(incident.estate)
-        )
+        if ctx.cluster is not None and FORWARDED_HEADER not in request.headers:
+            outcomes = await acknowledge_across(ctx, user, ids, body.note, source, dict(request.headers))
+        else:
+            outcomes = await ctx.service.acknowledge_many(
+                ids, user.name, source, body.note, lambda incident: user.can_see(incident.estate)
+            )
         return BulkAckOut(
             acknowledged=sum(1 for o in outcomes.values() if o == "acknowledged"),
             results=[AckOutcomeOut(id=i, outcome=o) for i, o in outcomes.items()],

@@ -77,7 +77,11 @@ def incident_router(ctx: ApiContext) -> APIRouter:
 
     @router.get("/incidents/{incident_id}", response_model=IncidentOut, dependencies=[viewer])
     async def get_incident(incident_id: int, user: User) -> IncidentOut:
-        return incident_out(await visible(ctx, user, incident_id), True)
+        incident = await visible(ctx, user, incident_id)
+        out = incident_out(incident, True)
+        if ctx.evidence is not None:  # camera links and plate pictures (gateway/evidence)
+            out.evidence = await ctx.evidence.for_incident(incident)
+        return out
 
     @router.post("/incidents/{incident_id}/ack", response_model=IncidentOut, dependencies=[operator])
     async def ack_incident(

@@ -42,6 +42,9 @@ class IncidentOut(BaseModel):
     resolved_at: float | None
     assignee: str | None = Field(None, description="Who handles it (username), None when unassigned")
     timeline: list[TimelineOut] | None = None
+    evidence: dict[str, list[dict[str, Any]]] | None = Field(
+        None, description="Detail only: camera `links` around its alarms, plate `pictures` (gateway/evidence)"
+    )
 
 
 class CommandIn(BaseModel):

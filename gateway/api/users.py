@@ -23,12 +23,15 @@ from gateway.api.auth import (
     public,
     require,
 )
-from gateway.auth import AccountError, Accounts, ApiKey, LoginRefused, PasswordPolicyError, User, scope_of
+from gateway.auth import AccountError, Accounts, ApiKey, LoginRefused, PasswordPolicyError, User
 
 __all__ = ["users_router"]
 
 log = logging.getLogger(__name__)
-Role = Literal["viewer", "operator", "supervisor", "admin"]
+# regulator: no rank, KPIs and reports of every estate only (gateway/auth/tenancy.py)
+Role = Literal["viewer", "operator", "supervisor", "admin", "regulator"]
+Job = Literal["guard", "shift_leader", "engineer", "fire_control", "manager"]  # gateway/auth/jobs.py
+_ESTATES = "Estate ids, company:<id> (every estate of that company, also later ones), or ['*']"
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -42,6 +45,7 @@ class MeOut(BaseModel):
     display_name: str
     role: Role
     estates: list[str] = Field(description="Estate ids, or ['*'] for every estate")
+    job: Job | None = Field(None, description="保安 guard, 班长 shift_leader, 工程 engineer, ...")
     via: str = Field(description="session | key | token")
     csrf: str | None = Field(description="Send as X-CSRF-Token on unsafe calls (cookie sessions only)")
 
@@ -51,6 +55,7 @@ class UserOut(BaseModel):
     display_name: str
     role: Role
     estates: list[str]
+    job: Job | None = None
     disabled: bool
     created_at: float
     updated_at: float
@@ -59,9 +64,11 @@ class UserOut(BaseModel):
 class UserIn(BaseModel):
     username: str = Field(min_length=2, max_length=64, description="a-z 0-9 _ . @ -")
     password: str = Field(min_length=1, max_length=1024, description="At least 10 characters")
-    role: Role
-    estates: list[str] = Field(min_length=1, description="Estate ids, or ['*'] for every estate")
+    role: Role | None = Field(None, description="Default: the job's rank (give a role or a job)")
+    estates: list[str] = Field(min_length=1, description=_ESTATES)
     display_name: str = Field("", max_length=100)
+    job: Job | None = Field(None, description="保安 guard, 班长 shift_leader, 工程 engineer, 消防中控 "
+                            "fire_control, 经理 manager: maps onto a rank and extra rights")
 
 
 class UserPatch(BaseModel):
@@ -70,6 +77,7 @@ class UserPatch(BaseModel):
     disabled: bool | None = Field(None, description="true also revokes the user's sessions and keys")
     password: str | None = Field(None, max_length=1024, description="A reset; revokes sessions and keys")
     display_name: str | None = Field(None, max_length=100)
+    job: Job | Literal[""] | None = Field(None, description='"" removes the job')
 
 
 class KeyIn(BaseModel):
@@ -100,7 +108,7 @@ class KeyCreatedOut(KeyOut):
 def _user_out(user: User) -> UserOut:
     return UserOut(
         username=user.username, display_name=user.display_name, role=user.role,
-        estates=list(user.estates), disabled=user.disabled, created_at=user.created_at,
+        estates=list(user.estates), job=user.job, disabled=user.disabled, created_at=user.created_at,
         updated_at=user.updated_at,
     )  # fmt: skip
 
@@ -140,13 +148,15 @@ def _accounts(auth: TokenAuth) -> Accounts:
 async def _managed(auth: TokenAuth, user: Principal, username: str) -> User:
     """A user the caller may manage (all its estates within the caller's), else 404."""
     found = await _accounts(auth).get_user(username)
-    if found is None or not user.covers(found.scope):
+    if found is None or not user.covers(auth.scope_of(found.estates)):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "user not found")
     return found
 
 
-def _within(user: Principal, estates: list[str] | tuple[str, ...]) -> None:
-    if not user.covers(scope_of(tuple(estates))):
+def _within(auth: TokenAuth, user: Principal, estates: list[str] | tuple[str, ...]) -> None:
+    """Company scopes are judged by the estates they hold now; a company the caller cannot see whole
+    is 'not found' like an estate."""
+    if not user.covers(auth.scope_of(estates)):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "estate not found")
 
 
@@ -241,12 +251,12 @@ def _session_routes(router: APIRouter, auth: TokenAuth) -> None:
             response = RedirectResponse(safe_next(nxt), status.HTTP_303_SEE_OTHER)
         else:
             me = MeOut(username=user.username, display_name=user.display_name, role=user.role,
-                       estates=list(user.estates), via="session", csrf=result.csrf)  # fmt: skip
+                       estates=list(user.estates), job=user.job, via="session", csrf=result.csrf)  # fmt: skip
             response = JSONResponse(me.model_dump())
         _set_cookies(auth, response, request, result.token, result.csrf)
         return response
 
-    @router.post("/auth/logout", status_code=204, dependencies=[require(auth, "viewer")])
+    @router.post("/auth/logout", status_code=204, dependencies=[require(auth, "viewer", regulator=True)])
     async def logout(request: Request, user: Caller) -> Response:
         """End the cookie session (a bearer caller has none: nothing to end)."""
         cookie = request.cookies.get(SESSION_COOKIE)
@@ -257,11 +267,11 @@ def _session_routes(router: APIRouter, auth: TokenAuth) -> None:
         response.delete_cookie(CSRF_COOKIE, path="/")
         return response
 
-    @router.get("/auth/me", response_model=MeOut, dependencies=[require(auth, "viewer")])
+    @router.get("/auth/me", response_model=MeOut, dependencies=[require(auth, "viewer", regulator=True)])
     async def me(user: Caller) -> MeOut:
         return MeOut(
             username=user.account or user.name, display_name=user.display_name or user.name,
-            role=user.role,
+            role=user.role, job=user.job,
             estates=sorted(user.estates) if user.estates is not None else ["*"], via=user.kind,
             csrf=user.csrf or None,
         )  # fmt: skip
@@ -274,15 +284,17 @@ def _user_routes(router: APIRouter, auth: TokenAuth) -> None:
 
     @router.get("/users", response_model=list[UserOut], dependencies=[require(auth, "admin")])
     async def list_users(user: Caller) -> list[UserOut]:
-        return [_user_out(u) for u in await _accounts(auth).list_users() if user.covers(u.scope)]
+        users = await _accounts(auth).list_users()
+        return [_user_out(u) for u in users if user.covers(auth.scope_of(u.estates))]
 
     @router.post("/users", response_model=UserOut, status_code=201, dependencies=[require(auth, "admin")])
     async def add_user(user: Caller, body: UserIn, request: Request) -> UserOut:
-        _within(user, body.estates)
-        annotate(request, estate=_one_estate(body.estates), target=body.username.strip().lower())
+        estates = ["*"] if body.role == "regulator" else body.estates  # a regulator reads every estate
+        _within(auth, user, estates)
+        annotate(request, estate=_one_estate(estates), target=body.username.strip().lower())
         try:
-            made = await _accounts(auth).add_user(body.username, body.role, body.estates, body.password,
-                                             body.display_name)  # fmt: skip
+            made = await _accounts(auth).add_user(body.username, body.role, estates, body.password,
+                                                  body.display_name, body.job)  # fmt: skip
         except (AccountError, PasswordPolicyError) as exc:
             raise HTTPException(422, str(exc)) from None
         log.info("user %s added by %s (%s, %s)", made.username, user.name, made.role, ",".join(made.estates))
@@ -294,13 +306,15 @@ def _user_routes(router: APIRouter, auth: TokenAuth) -> None:
         annotate(request, estate=_one_estate(target.estates),
                  changed=sorted(k for k, v in body.model_dump().items() if v is not None))  # fmt: skip
         if body.estates is not None:
-            _within(user, body.estates)
+            _within(auth, user, body.estates)
+        if body.role == "regulator":
+            _within(auth, user, ["*"])
         if body.disabled and target.username == user.account:
             raise HTTPException(status.HTTP_409_CONFLICT, "you cannot disable yourself")
         try:
             updated = await _accounts(auth).update_user(
                 target.username, role=body.role, estates=body.estates, disabled=body.disabled,
-                password=body.password, display_name=body.display_name,
+                password=body.password, display_name=body.display_name, job=body.job,
             )  # fmt: skip
         except (AccountError, PasswordPolicyError) as exc:
             raise HTTPException(422, str(exc)) from None
@@ -321,7 +335,7 @@ def _key_routes(router: APIRouter, auth: TokenAuth) -> None:
             raise HTTPException(422, "owner: name the user the key acts for")
         owner_user = await _managed(auth, user, owner)
         if body.estates is not None:
-            _within(user, body.estates)
+            _within(auth, user, body.estates)
         now = _accounts(auth).clock.now()
         expires = now + body.expires_in_days * 86400 if body.expires_in_days else None
         try:
@@ -339,13 +353,13 @@ def _key_routes(router: APIRouter, auth: TokenAuth) -> None:
         """Admins: every key within their estates. Others: their own keys."""
         keys = await _accounts(auth).list_keys()
         if user.at_least("admin"):
-            return [_key_out(k) for k in keys if user.covers(k.scope)]
+            return [_key_out(k) for k in keys if user.covers(auth.scope_of(k.estates))]
         return [_key_out(k) for k in keys if user.account is not None and k.owner == user.account]
 
     @router.delete("/auth/keys/{key_id}", status_code=204, dependencies=[require(auth, "admin")])
     async def revoke_key(key_id: str, user: Caller, request: Request) -> Response:
         key = await _accounts(auth).get_key(key_id)
-        if key is None or not user.covers(key.scope):
+        if key is None or not user.covers(auth.scope_of(key.estates)):
             raise HTTPException(status.HTTP_404_NOT_FOUND, "key not found")
         annotate(request, estate=_one_estate(key.estates))
         await _accounts(auth).revoke_key(key_id)

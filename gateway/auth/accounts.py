@@ -13,11 +13,13 @@ import re
 import secrets
 from dataclasses import dataclass, field, replace
 
+from gateway.auth.jobs import JOBS, role_for
 from gateway.auth.lockout import LockOut
 from gateway.auth.passwords import Passwords, check_policy
-from gateway.auth.records import ROLES, ApiKey, Session, User
+from gateway.auth.records import REGULATOR, ROLES, ApiKey, Session, User
 from gateway.auth.settings import AuthSettings
 from gateway.auth.store import AccountStore
+from gateway.auth.tenancy import COMPANY_PREFIX, Tenancy
 from gateway.model import Clock, SystemClock
 
 __all__ = [
@@ -79,15 +81,39 @@ def _estates(estates: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     if "*" in estates:
         return ("*",)
     for estate in estates:
-        if not _ESTATE.match(estate):
-            raise AccountError(f"estates: {estate!r} is not an estate id")
+        if not _ESTATE.match(estate.removeprefix(COMPANY_PREFIX)):
+            raise AccountError(f"estates: {estate!r} is not an estate id or company:<id>")
     return tuple(sorted(set(estates)))
 
 
 def _role(role: str) -> str:
-    if role not in ROLES:
-        raise AccountError(f"role: one of {', '.join(ROLES)}")
+    if role not in (*ROLES, REGULATOR):
+        raise AccountError(f"role: one of {', '.join((*ROLES, REGULATOR))}")
     return role
+
+
+def _job(job: str | None) -> str | None:
+    if job is not None and job not in JOBS:
+        raise AccountError(f"job: one of {', '.join(JOBS)}")
+    return job or None
+
+
+def _role_and_job(role: str | None, job: str | None) -> tuple[str, str | None]:
+    """A job without a role gets the job's rank; a regulator has no job (it is no estate's staff)."""
+    job = _job(job)
+    if not role:
+        if job is None:
+            raise AccountError("role: give a role or a job")
+        role = role_for(job)
+    role = _role(role)
+    if role == REGULATOR and job is not None:
+        raise AccountError("job: a regulator has no job in an estate")
+    return role, job
+
+
+def _scope_for(role: str, estates: tuple[str, ...]) -> tuple[str, ...]:
+    """A regulator reads every estate's KPIs: its scope is always every estate."""
+    return ("*",) if role == REGULATOR else estates
 
 
 class Accounts:
@@ -97,8 +123,10 @@ class Accounts:
         settings: AuthSettings | None = None,
         clock: Clock | None = None,
         passwords: Passwords | None = None,
+        tenancy: Tenancy | None = None,
     ) -> None:
         self.store = store
+        self.tenancy = tenancy or Tenancy()
         self.settings = settings or AuthSettings()
         self.clock = clock or SystemClock()
         self.passwords = passwords or Passwords()
@@ -177,10 +205,13 @@ class Accounts:
         if user is None:
             raise AccountError("owner: no such user")
         key_role = _role(role or user.role)
-        if ROLES.index(key_role) > ROLES.index(user.role):
+        if (REGULATOR in (key_role, user.role) and key_role != user.role) or (
+            user.role != REGULATOR and ROLES.index(key_role) > ROLES.index(user.role)
+        ):
             raise AccountError("role: a key cannot have more rights than its owner")
-        key_estates = _estates(estates or list(user.estates))
-        if user.scope is not None and (key_estates == ("*",) or not set(key_estates) <= user.scope):
+        key_estates = _scope_for(key_role, _estates(estates or list(user.estates)))
+        owner_scope, key_scope = self.tenancy.scope(user.estates), self.tenancy.scope(key_estates)
+        if owner_scope is not None and (key_scope is None or not key_scope <= owner_scope):
             raise AccountError("estates: a key cannot see estates its owner cannot")
         now = self.clock.now()
         if expires_at is not None and expires_at <= now:
@@ -209,15 +240,23 @@ class Accounts:
         return await self.store.list_users()
 
     async def add_user(
-        self, username: str, role: str, estates: list[str], password: str, display_name: str = ""
+        self,
+        username: str,
+        role: str | None,
+        estates: list[str],
+        password: str,
+        display_name: str = "",
+        job: str | None = None,
     ) -> User:
+        """A new user; `role` may be None when a `job` gives it (see gateway/auth/jobs.py)."""
         name = valid_username(username)
         if await self.store.get_user(name) is not None:
             raise AccountError("username: taken")
+        role, job = _role_and_job(role, job)
         check_policy(password, name)
         now = self.clock.now()
-        user = User(name, display_name.strip() or name, _role(role), _estates(estates), False,
-                    await self.passwords.hash_async(password), now, now)  # fmt: skip
+        user = User(name, display_name.strip() or name, role, _scope_for(role, _estates(estates)), False,
+                    await self.passwords.hash_async(password), now, now, job)  # fmt: skip
         await self.store.save_user(user)
         return user
 
@@ -230,16 +269,21 @@ class Accounts:
         disabled: bool | None = None,
         password: str | None = None,
         display_name: str | None = None,
+        job: str | None = None,
     ) -> User:
-        """Change a user. Disabling or a password reset revokes the user's sessions and keys."""
+        """Change a user. Disabling or a password reset revokes the user's sessions and keys. `job` ""
+        removes the job."""
         user = await self.store.get_user(username.strip().lower())
         if user is None:
             raise AccountError("no such user")
         changes: dict[str, object] = {"updated_at": self.clock.now()}
-        if role is not None:
-            changes["role"] = _role(role)
+        if role is not None or job is not None:
+            new_job = user.job if job is None else (job or None)
+            changes["role"], changes["job"] = _role_and_job(role or user.role, new_job)
         if estates is not None:
             changes["estates"] = _estates(estates)
+        if changes.get("role", user.role) == REGULATOR:
+            changes["estates"] = ("*",)
         if disabled is not None:
             changes["disabled"] = disabled
         if display_name is not None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["ROLES", "ApiKey", "Session", "User", "scope_of"]
+__all__ = ["REGULATOR", "ROLES", "ApiKey", "Session", "User", "scope_of"]
 
 ROLES = ("viewer", "operator", "supervisor", "admin")
+# Not a rank: reads KPIs and reports of every estate and nothing else (gateway/auth/tenancy.py).
+REGULATOR = "regulator"
 
 
 def scope_of(estates: tuple[str, ...]) -> frozenset[str] | None:
@@ -27,6 +29,7 @@ class User:
     password_hash: str = field(repr=False)
     created_at: float
     updated_at: float
+    job: str | None = None  # 保安 guard, 班长 shift_leader ... (gateway/auth/jobs.py); None: none given
 
     @property
     def scope(self) -> frozenset[str] | None:

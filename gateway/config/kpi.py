@@ -48,6 +48,7 @@ _FAULT_RULES = [
     "gen_fail_to_start", "gen_controller_fail_to_start", "gen_low_oil_pressure", "gen_controller_low_oil",
     "gen_high_coolant", "gen_emergency_stop", "gen_battery_low", "gate_tamper",
     "fire_point_fault", "fire_point_state_fault", "septic_sensor_fault",
+    "maintenance_overdue",  # a duty past due (gateway/maintenance): the device is not intact meanwhile
 ]  # fmt: skip
 _FIRE_IMPAIRMENT_RULES = [
     "fire_point_fault", "fire_point_disabled", "fire_point_state_fault", "fire_point_state_disabled",
@@ -60,6 +61,7 @@ _DEFAULT_TARGETS = {
     "generator_test_runs": KpiTarget(min=1.0),
     "on_time_response_rate": KpiTarget(min=95.0),
     "repair_timeliness_rate": KpiTarget(min=90.0),
+    "patrol_completion_rate": KpiTarget(min=95.0),
     "fire_false_alarm_share": KpiTarget(max=20.0),
     "alarms_per_10min_peak": KpiTarget(max=10.0),
     "flood_time_share": KpiTarget(max=1.0),

@@ -6,11 +6,19 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
+from gateway.config.cluster import ClusterConfig
 from gateway.config.duty import DutyConfig
 from gateway.config.escalation import EscalationConfig
 from gateway.config.kpi import KpiConfig
+from gateway.config.maintenance import MaintenanceConfig
+from gateway.config.patrol import PatrolConfig
+from gateway.config.tenancy import CommandPolicyConfig, CompanyConfig
+from gateway.config.text import LocalizedText
+from gateway.config.text import Strict as _Strict
+from gateway.escalation.fallback_config import LocalFallbackConfig, local_output_problem
+from gateway.evidence.config import CameraLinkConfig, EvidenceConfig
 from gateway.model import Family, Priority
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -32,15 +40,6 @@ def _hours(value: str) -> str:
 Port = Annotated[int, AfterValidator(_port)]
 Role = Literal["viewer", "operator", "supervisor", "admin"]
 Ident = Annotated[str, Field(pattern=_ID)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LocalizedText(_Strict):
-    zh: str = Field(description="Chinese (zh-CN) text, shown first")
-    en: str = Field(description="English text")
 
 
 class ModbusEndpointConfig(_Strict):
@@ -96,9 +95,10 @@ class DeviceConfig(_Strict):
     heartbeat_timeout: float | None = Field(
         None, gt=0, description="Seconds of silence (MQTT) after which the device is offline"
     )
-    commands: dict[str, Role] = Field(
+    commands: dict[str, Role | CommandPolicyConfig] = Field(
         default_factory=dict,
-        description="Commands this device accepts, each with the least role allowed (e.g. start: supervisor)",
+        description="Commands this device accepts, each with the least role allowed (start: supervisor), "
+        "or {role, confirm_by, within, when} for a two-person rule (gateway/config/tenancy.py)",
     )
     modbus: ModbusEndpointConfig | None = Field(None, description="Modbus transport")
     mqtt: MqttDeviceConfig | None = Field(None, description="MQTT transport")
@@ -108,6 +108,11 @@ class DeviceConfig(_Strict):
     )
     barrier: str | None = Field(
         None, description="ANPR camera: id of the barrier relay (same estate) its 'open' decisions pulse"
+    )
+    cameras: list[CameraLinkConfig] = Field(
+        default_factory=list,
+        description="Recordings of this device's alarms: NVR playback / Frigate clip URL templates "
+        "(gateway/evidence/config.py), shown as links on its incidents",
     )
 
     @model_validator(mode="after")
@@ -165,6 +170,13 @@ class EstateConfig(_Strict):
     devices: list[DeviceConfig] = Field(default_factory=list, description="Devices of this estate")
     vehicles: VehiclesConfig = Field(default_factory=VehiclesConfig, description="Vehicle registry")
     duty: DutyConfig | None = Field(None, description="Duty roster: shifts, who is on duty in each role")
+    local_fallback: LocalFallbackConfig | None = Field(
+        None, description="Uplink down for `after` s: alarms of `priorities` pulse these local outputs"
+    )
+    patrol: PatrolConfig | None = Field(None, description="Guard tours: routes, checkpoints, schedules")
+    maintenance: MaintenanceConfig | None = Field(
+        None, description="Maintenance duties (维保): intervals, reminders, overdue alarms"
+    )
 
     @model_validator(mode="after")
     def _unique_devices(self) -> EstateConfig:
@@ -176,6 +188,19 @@ class EstateConfig(_Strict):
         for device in self.devices:
             if device.barrier is not None and device.barrier not in seen:
                 raise ValueError(f"device {device.id!r}: barrier {device.barrier!r} is not in this estate")
+        return self
+
+    @model_validator(mode="after")
+    def _patrol_and_maintenance_devices(self) -> EstateConfig:
+        families = {d.id: d.family for d in self.devices}
+        for name in sorted(self.patrol.devices() if self.patrol else ()):
+            if name not in families:
+                raise ValueError(f"patrol: checkpoint device {name!r} is not in this estate")
+        for duty in self.maintenance.duties if self.maintenance else ():
+            if duty.device is not None and duty.device not in families:
+                raise ValueError(f"maintenance duty {duty.id}: device {duty.device!r} is not in this estate")
+            if duty.kind.startswith("generator_") and families.get(duty.device or "") != Family.GENERATOR:
+                raise ValueError(f"maintenance duty {duty.id}: {duty.device!r} is not a generator")
         return self
 
 
@@ -463,8 +488,17 @@ class GatewayConfig(_Strict):
     )
     kpi: KpiConfig = Field(default_factory=KpiConfig, description="KPI SLAs and targets (gateway/kpi)")
     influx: InfluxConfig = Field(default_factory=InfluxConfig, description="Metrics sink (gateway/sinks)")
+    evidence: EvidenceConfig = Field(
+        default_factory=EvidenceConfig, description="Plate pictures on disk, retention (gateway/evidence)"
+    )
+    cluster: ClusterConfig = Field(
+        default_factory=ClusterConfig, description="Several instances sharing the estates (gateway/cluster)"
+    )
     profile_dirs: list[str] = Field(default_factory=list, description="Extra folders of user profiles")
     estates: list[EstateConfig] = Field(description="Estates this gateway serves")
+    companies: list[CompanyConfig] = Field(
+        default_factory=list, description="Property companies above the estates (users: company:<id>)"
+    )
     rules: list[RuleConfig] = Field(default_factory=list, description="Site rules, added to the defaults")
 
     @model_validator(mode="after")
@@ -473,4 +507,25 @@ class GatewayConfig(_Strict):
         dupes = {i for i in ids if ids.count(i) > 1}
         if dupes:
             raise ValueError(f"estate ids appear twice: {sorted(dupes)}")
+        if self.cluster.enabled and self.store.engine != "postgres":
+            raise ValueError("cluster.enabled needs store.engine: postgres (the instances share its leases)")
+        return self
+
+    @model_validator(mode="after")
+    def _local_outputs_exist(self) -> GatewayConfig:
+        problem = local_output_problem(self.estates, self.escalation.channels)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _companies_own_configured_estates(self) -> GatewayConfig:
+        ids = {estate.id for estate in self.estates}
+        owner: dict[str, str] = {}
+        for company in self.companies:
+            for estate in company.estates:
+                if estate not in ids:
+                    raise ValueError(f"company {company.id}: estate {estate!r} is not configured")
+                if owner.setdefault(estate, company.id) != company.id:
+                    raise ValueError(f"estate {estate!r} belongs to two companies")
         return self

@@ -34,15 +34,21 @@ STATIC_PREFIX = "/console/static/"
 class ConsoleHeaders:
     """Adds the console's headers to every HTTP response under /console/ (and the / redirect)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, img_sources: tuple[str, ...] = ()) -> None:
+        """`img_sources`: origins of cameras configured `embed: true` (gateway/evidence), the only
+        outside addresses the console may load pictures from; none by default."""
         self.app = app
+        self.headers = PAGE_HEADERS
+        if img_sources:
+            csp = CSP.replace("img-src 'self' data:", "img-src 'self' data: " + " ".join(img_sources))
+            self.headers = [(b"content-security-policy", csp.encode()), *PAGE_HEADERS[1:]]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] != "http" or not (path == "/" or path.startswith("/console")):
             await self.app(scope, receive, send)
             return
-        extra = list(PAGE_HEADERS)
+        extra = list(self.headers)
         if path.startswith(STATIC_PREFIX):
             # Every URL carries ?v=<content hash>: a new release is a new URL, so a day is safe.
             extra.append((b"cache-control", b"public, max-age=86400"))

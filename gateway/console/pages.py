@@ -18,7 +18,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from gateway.api.auth import Principal, public, require
 from gateway.api.context import ApiContext
 from gateway.api.incidents import visible
+from gateway.api.maintenance import duties_of
+from gateway.api.patrol import tours_of_day
 from gateway.api.schemas import incident_out
+from gateway.auth.two_person import DualControl
 from gateway.console import views
 from gateway.console.headers import ConsoleHeaders, static_files, static_url
 from gateway.console.i18n import COOKIE, LANGS, Translator, catalog, pick_lang
@@ -37,7 +40,7 @@ TEMPLATES = Environment(
 TEMPLATES.globals["static_url"] = static_url
 # Pages check the login themselves (a redirect to the login page, not a 401), so they declare no role.
 PAGE = [public()]
-KPI_SECTIONS = ("facility", "fire", "response", "load", "vehicles")  # catalog keys kpi.section.<key>
+KPI_SECTIONS = ("facility", "fire", "response", "load", "vehicles", "patrol")  # catalog kpi.section.<key>
 ROLE_RANK = {"viewer": 0, "operator": 1, "supervisor": 2, "admin": 3}
 
 
@@ -48,11 +51,18 @@ def safe_next(target: str | None) -> str:
     return target
 
 
+# The regulator reads KPIs and reports only (gateway/auth/tenancy.py): every other page sends it there.
+REGULATOR_PAGES = frozenset({"/console/kpis"})
+
+
 async def page_user(ctx: ApiContext, request: Request) -> Principal | None:
     try:
-        return await ctx.auth.authenticate(request)
+        user = await ctx.auth.authenticate(request)
     except HTTPException:
         return None
+    if user.regulator and request.url.path not in REGULATOR_PAGES:
+        raise HTTPException(303, "regulators see KPIs only", {"Location": "/console/kpis"})
+    return user
 
 
 def to_login(request: Request) -> RedirectResponse:
@@ -93,7 +103,7 @@ class Page:
         return HTMLResponse(html, status_code=status)
 
     def can(self, role: str) -> bool:
-        return self.user is not None and ROLE_RANK[self.user.role] >= ROLE_RANK[role]
+        return self.user is not None and ROLE_RANK.get(self.user.role, -1) >= ROLE_RANK[role]
 
     def not_found(self) -> Response:
         return self.render("not_found.html", 404)
@@ -124,6 +134,19 @@ def _actions(page: Page, incident: Incident) -> list[str]:
         if page.can("supervisor"):
             actions.append("close")
     return actions
+
+
+async def _pending_commands(ctx: ApiContext, estate: str, device: str) -> list[dict[str, Any]]:
+    """The device's commands waiting for a second person (gateway/api/confirmations.py)."""
+    if not ctx.dangerous.get((estate, device)):
+        return []
+    found = await DualControl(ctx.service.store, ctx.service.clock).recent(frozenset([estate]))
+    return [
+        {"id": r.id, "command": r.command, "requested_by": r.requested_by, "reason": r.reason,
+         "expires_at": r.expires_at, "confirm_by": list(r.confirm_by)}
+        for r in found
+        if r.device == device and r.state == "pending"
+    ]  # fmt: skip
 
 
 def console_router(ctx: ApiContext) -> APIRouter:
@@ -194,8 +217,9 @@ def console_router(ctx: ApiContext) -> APIRouter:
         except HTTPException:
             return page.not_found()
         out = incident_out(incident, True).model_dump(mode="json")
+        evidence = await ctx.evidence.for_incident(incident) if ctx.evidence else None
         return page.render(
-            "incident.html", data={"page": "incident", "incident": out}, incident=incident,
+            "incident.html", data={"page": "incident", "incident": out}, incident=incident, evidence=evidence,
             members=_member_rows(incident), actions=_actions(page, incident),
             fmt=lambda ts: views.fmt_time(ctx, incident.estate, ts),
             estate_name=views.estate_name(ctx, incident.estate, page.t),
@@ -226,6 +250,9 @@ def _estate_routes(ctx: ApiContext, router: APIRouter) -> None:
         return page.render(
             "estate.html", data=data, estate=estate, estate_label=views.estate_name(ctx, estate, page.t),
             rows=rows, checks=checks, active=len(unresolved),
+            outputs=ctx.local_outputs.of_estate(estate) if ctx.local_outputs else [],
+            fmt=lambda ts: views.fmt_time(ctx, estate, ts),
+            **await rounds_of(ctx, estate, user),  # today's guard tours, maintenance duties
         )  # fmt: skip
 
     @router.get("/console/api/estates/{estate}/facilities", dependencies=[require(ctx.auth, "viewer")])
@@ -262,10 +289,13 @@ def _estate_routes(ctx: ApiContext, router: APIRouter) -> None:
         alarms = views.device_alarms(await views.board_incidents(ctx, user, estate, "active"))
         row = next(r for r in views.device_rows(ctx, estate, alarms) if r.info.device == device)
         chartable = [p["name"] for p in points if p["numeric"]]
+        pending = await _pending_commands(ctx, estate, device)  # two-person rule (confirmations.js)
         data = {"page": "device", "estate": estate, "device": device, "tz": views.tz_of(ctx, estate),
-                "points": chartable}  # fmt: skip
+                "points": chartable, "dangerous": sorted(ctx.dangerous.get((estate, device), {})),
+                "pending": pending, "me": user.person, "can_confirm": page.can("operator")}  # fmt: skip
         return page.render(
-            "device.html", data=data, info=info, row=row, points=points,
+            "device.html", data=data, info=info, row=row, points=points, pending=pending,
+            commands=sorted(ctx.command_policy.get((estate, device), {})),
             estate_label=views.estate_name(ctx, estate, page.t),
         )  # fmt: skip
 
@@ -284,9 +314,20 @@ def _estate_routes(ctx: ApiContext, router: APIRouter) -> None:
         return page.render("kpi.html", data=data, estate=estate)
 
 
+async def rounds_of(ctx: ApiContext, estate: str, user: Principal) -> dict[str, Any]:
+    """The estate page's patrol and maintenance sections (empty when the estate has none)."""
+    patrol = ctx.patrol is not None and any(e == estate for e, _ in ctx.patrol.routes)
+    tracker = ctx.maintenance
+    duties = await duties_of(tracker, estate) if tracker is not None else []
+    return {
+        "tours": await tours_of_day(ctx, estate, None) if patrol else [], "patrol_on": patrol,
+        "duties": duties, "can_record": user.at_least("operator"),
+    }  # fmt: skip
+
+
 def install_console(app: FastAPI, ctx: ApiContext) -> None:
     """Mount the console on the API app: pages, the readings route, static files, headers."""
     app.include_router(console_router(ctx))
     app.include_router(readings_router(ctx))
     app.mount("/console/static", static_files(), name="console-static")
-    app.add_middleware(ConsoleHeaders)
+    app.add_middleware(ConsoleHeaders, img_sources=ctx.evidence.embed_origins() if ctx.evidence else ())

@@ -104,6 +104,7 @@ HEADLINE: dict[str, tuple[str, ...]] = {
     "septic_pressure": ("pressure",),
     "access_gate": ("door_open",),
     "plate_barrier": ("barrier_open", "vehicle_present"),
+    "local_output": ("relay1_siren", "relay2_strobe", "relay3_pa"),  # relay_board_8ch: on while pulsed
 }
 FIRE_FLAGS = ("fire", "fault", "disabled")  # catalog keys fire.<flag>
 

@@ -24,6 +24,7 @@ __all__ = [
     "ConsoleChannelConfig",
     "DingTalkChannelConfig",
     "FeishuChannelConfig",
+    "ModbusRelayChannelConfig",
     "MqttChannelConfig",
     "SmsHttpChannelConfig",
     "SmsSuccessConfig",
@@ -202,6 +203,22 @@ class ConsoleChannelConfig(_Strict):
     )
 
 
+class ModbusRelayChannelConfig(_Strict):
+    """An on-site output (siren, strobe, PA trigger) on a Modbus relay board of the estate: a step that
+    reaches it pulses the relay through the device's commander, audited. It only sounds for incidents of
+    its own estate, and one pulse serves every person of a step (it is a place, not a person)."""
+
+    type: Literal["modbus_relay"] = Field(description="Channel family")
+    name: Name
+    estate: str = Field(description="Estate of the relay board (and of the incidents it sounds for)")
+    device: str = Field(description="Device id of the relay board (a local_output profile with pulses)")
+    command: str = Field("siren", description="Pulse of the board's profile: siren, strobe, pa ...")
+    min_interval: float = Field(
+        30.0, ge=0, le=3600,
+        description="A pulse within this many seconds of the last one is not repeated (reported sent)",
+    )  # fmt: skip
+
+
 ChannelConfig = Annotated[
     WebhookChannelConfig
     | SmsHttpChannelConfig
@@ -210,6 +227,7 @@ ChannelConfig = Annotated[
     | FeishuChannelConfig
     | SmtpChannelConfig
     | MqttChannelConfig
-    | ConsoleChannelConfig,
+    | ConsoleChannelConfig
+    | ModbusRelayChannelConfig,
     Field(discriminator="type"),
 ]

@@ -31,6 +31,7 @@ from gateway.escalation.types import Notification, Person
 from gateway.incidents import IncidentService
 from gateway.incidents.feed import FeedItem, Subscription
 from gateway.model import Clock, EscalationStep, Incident, Priority, TimelineEntry
+from gateway.store.base import StepScope
 
 log = logging.getLogger(__name__)
 NO_POLICY = "-"  # the marker row of an incident no policy matches (so it is not planned again)
@@ -107,6 +108,9 @@ class Escalator:
         self.tick, self.fallback_role = tick, fallback_role
         self.stats = EscalationStats()
         self.group_interval, self.channel_alarm_after = group_interval, channel_alarm_after
+        # Several instances (gateway/cluster): the steps of the estates this one owns, claimed under its
+        # id; firing steps of a dead owner are released when its estates are adopted, not at start.
+        self.scope: Callable[[], StepScope | None] = lambda: None
         # In memory on purpose: after a restart the worst case is one message more, never one less.
         self._last_sent: dict[tuple[str, str, int], float] = {}  # (person, policy, step) → last sent
         self._channel_failures: dict[tuple[str, str], int] = {}  # (estate, channel) → failed tries in a row
@@ -119,7 +123,7 @@ class Escalator:
         due step (a fire at 03:00 does not wait behind an SMS gateway's backoff). Between passes it sleeps
         until the next step is due, or a new incident is committed (the live feed wakes it), but never
         longer than `tick`: the store stays the truth, the feed only a hint."""
-        released = await self.store.release_firing()
+        released = await self.store.release_firing() if self.scope() is None else 0
         if released:
             log.warning(
                 "escalation: %d steps were being sent when the gateway stopped; sending again", released
@@ -130,13 +134,13 @@ class Escalator:
             while True:
                 try:
                     await self.plan()
-                    claimed = await self.store.claim_due_steps(self.clock.now())
+                    claimed = await self.store.claim_due_steps(self.clock.now(), scope=self.scope())
                     if claimed:
                         passes.add(asyncio.create_task(self._fire_logged(claimed), name="escalation-pass"))
                         passes = {t for t in passes if not t.done()}
                         if len(passes) >= MAX_PASSES:  # bounded: wait for one before claiming more
                             await asyncio.wait(passes, return_when=asyncio.FIRST_COMPLETED)
-                    due = await self.store.next_due()
+                    due = await self.store.next_due(self.scope())
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -174,12 +178,12 @@ class Escalator:
 
     async def run_once(self) -> None:
         await self.plan()
-        await self.fire(await self.store.claim_due_steps(self.clock.now()))
+        await self.fire(await self.store.claim_due_steps(self.clock.now(), scope=self.scope()))
 
     # -- planning ----------------------------------------------------------------------------------
     async def plan(self) -> None:
         rows: list[EscalationStep] = []
-        for incident_id in await self.store.unplanned_incidents():
+        for incident_id in await self.store.unplanned_incidents(scope=self.scope()):
             incident = await self.store.get_incident(incident_id)
             if incident is None:
                 continue

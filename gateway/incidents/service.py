@@ -43,6 +43,9 @@ class IncidentService:
         # Downstream consumers (metrics sink, KPI engine) told of every committed change, in commit
         # order. They must not block or raise: they only enqueue or count.
         self.listeners: list[Callable[[list[IncidentChange]], None]] = []
+        # The estates whose incidents this instance decides (None: all). With several instances on one
+        # database (gateway/cluster) each holds only its own estates' unresolved incidents in memory.
+        self.estates: frozenset[str] | None = None
 
     async def start(self) -> list[str]:
         """Load unresolved incidents; returns the alarm keys that are still active (for the engine)."""
@@ -53,12 +56,33 @@ class IncidentService:
         """Rebuild the in-memory view from the store. Raises StoreError while the store is down, and the
         view stays marked stale: no change is decided on a view that may have lost incidents."""
         manager = IncidentManager(self.grouping)
-        manager.load(await self.store.load_unresolved())
+        manager.load([i for i in await self.store.load_unresolved() if self._mine(i.estate)])
         for record in await self.store.load_out_of_service():
-            manager.take_out_of_service(record)
+            if self._mine(record.estate):
+                manager.take_out_of_service(record)
         manager.carry_over(self.manager)
         self.manager = manager
         self._stale = False
+
+    def _mine(self, estate: str) -> bool:
+        return self.estates is None or estate in self.estates
+
+    async def own(self, estates: frozenset[str] | None) -> list[str]:
+        """Decide only these estates' incidents from now on (they moved between instances): the view is
+        rebuilt from the store; returns the alarm keys still active in them. While the store is down the
+        departing estates are dropped from memory at once and the rest is rebuilt when it returns."""
+        async with self._lock:
+            self.estates = estates
+            try:
+                await self._reload()
+            except StoreError:
+                kept = [i for i in self.manager.by_id.values() if self._mine(i.estate)]
+                manager = IncidentManager(self.grouping)
+                manager.load(kept)
+                manager.carry_over(self.manager)
+                self.manager, self._stale = manager, True
+                raise
+            return [key for key in self.manager.active_keys() if self._mine(key.split("/", 1)[0])]
 
     @contextlib.asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
@@ -74,6 +98,8 @@ class IncidentService:
         """Decide and commit the incident changes of these transitions, with the rule windows that changed."""
         if not transitions and not windows:
             return []
+        if self.estates is not None:  # another instance decides those estates (gateway/cluster)
+            transitions = [t for t in transitions if t.estate in self.estates]
         async with self._locked():
             changes: list[IncidentChange] = []
             for transition in transitions:

@@ -20,6 +20,16 @@ Time-weighted (unit-seconds intact / unit-seconds known):
 - `generator_readiness` 应急发电可用率: every generator; impaired while offline, not in a ready
   `control_mode` (auto, test...), `fuel_level` below `kpi.generator_min_fuel_pct`, or a fault alarm.
 
+Guard tours (gateway/patrol), counted in the period the tour was due, once it has ended:
+- `patrol_tours` (tours due and ended), `patrol_completion_rate` 巡更完成率: % of them with every
+  checkpoint punched in order (late or not); `patrol_on_time_rate` 巡更准时率: % of the completed ones
+  with every checkpoint within its tolerance.
+
+Maintenance (gateway/maintenance): an overdue duty's alarm `maintenance_overdue` is one of the default
+`kpi.fault_rules`, so while a device's duty is overdue that device is impaired in 设备完好率, and a
+generator's also in 应急发电可用率 (a missed monthly test run makes the generator not ready). A duty of
+the whole estate (no device) counts against no device.
+
 Counts in the period:
 - `fire_alarms`: activations of fire alarms (`kpi.fire_alarm_rules`); `fire_alarms_per_1000_points`.
 - `fire_false_alarm_share`: % of fire-alarm incidents resolved in the period with cause false_alarm.

@@ -22,7 +22,7 @@ TIME_WEIGHTED = {
 COUNTS = [
     "fire_alarms", "generator_test_runs", "alarms", "chattering_alarms", "incidents",
     "vehicle_entries", "vehicle_exits", "plates_denied", "unknown_plate_exits", "doors_forced",
-    "doors_held", "after_hours_entries", "cards_denied",
+    "doors_held", "after_hours_entries", "cards_denied", "patrol_tours",
 ]  # fmt: skip
 
 
@@ -59,10 +59,13 @@ def kpis(
         values[f"incidents_{priority}"] = bucket.get(f"incidents_{priority}")
     if fire_points:
         values["fire_alarms_per_1000_points"] = 1000.0 * bucket.get("fire_alarms") / fire_points
+    completed = bucket.get("patrol_tours_completed")  # guard tours with every checkpoint punched in order
     optional = {
         "fire_false_alarm_share": _share(bucket.get("fire_false_alarms"), bucket.get("fire_alarms_resolved")),
         "on_time_response_rate": _share(bucket.get("responses_on_time"), bucket.get("responses") + overdue),
         "repair_timeliness_rate": _share(bucket.get("repairs_on_time"), bucket.get("repairs")),
+        "patrol_completion_rate": _share(completed, bucket.get("patrol_tours")),
+        "patrol_on_time_rate": _share(bucket.get("patrol_tours_on_time"), completed),
     }
     values.update({name: value for name, value in optional.items() if value is not None})
     for kind in ("mtta", "mttr"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Protocol
@@ -105,6 +105,11 @@ class KpiEngine:
             for family in ("generator", "access_gate", "fire_panel", "septic_pressure", "plate_barrier")
         )
         self._estates = {e.id: EstateKpi(e, config, offline) for e in estates}
+        self._offline = offline
+        # Estates whose accumulators this instance keeps and saves (None: all). With several instances on
+        # one database (gateway/cluster) each saves only its own, so none overwrites another's rows.
+        self.owned: frozenset[str] | None = None
+        self._read_at: dict[str, float] = {}  # others' estates: when refresh() last read them (monotonic)
         self._last = 0.0
         self._deleted: list[tuple[str, str, str]] = []
         self.saves = 0
@@ -148,6 +153,18 @@ class KpiEngine:
             estate = self._estates.get(change.incident.estate)
             if estate is not None:
                 estate.incident(change)
+
+    def patrol_tour(self, estate: str, due_at: float, completed: bool, on_time: bool) -> None:
+        """A guard tour ended (gateway/patrol): counted in the day (and hour) it was due."""
+        self._now()
+        acc = self._estates.get(estate)
+        if acc is None:
+            return
+        acc.count(due_at, "patrol_tours")
+        if completed:
+            acc.count(due_at, "patrol_tours_completed")
+        if completed and on_time:
+            acc.count(due_at, "patrol_tours_on_time")
 
     def restore_active(self, keys: Iterable[str]) -> None:
         """Alarm keys still active at start ("estate/device/rule[/point]", from IncidentService.start)."""
@@ -227,13 +244,14 @@ class KpiEngine:
         return out
 
     # -- persistence -----------------------------------------------------------------------------
-    async def load(self) -> None:
-        """Continue from what the store holds (call once, after the store is open)."""
+    async def load(self, estates: Collection[str] | None = None) -> None:
+        """Continue from what the store holds (call once, after the store is open; or for estates that
+        arrive from another instance, after `reset`)."""
         if self.store is None:
             return
         for estate, kind, key, data in await self.store.load_kpi_buckets():
             acc = self._estates.get(estate)
-            if acc is None:
+            if acc is None or (estates is not None and estate not in estates):
                 continue
             if kind == "state" and key == "pending":
                 for incident_id, (opened_at, priority, acked) in _pending_rows(data):
@@ -253,6 +271,8 @@ class KpiEngine:
             return
         rows: list[tuple[str, str, str, str]] = []
         for estate_id, acc in self._estates.items():
+            if self.owned is not None and estate_id not in self.owned:
+                continue
             acc.settle(now)
             self._prune(estate_id, acc, now)
             for kind, key in sorted(acc.dirty):
@@ -272,6 +292,29 @@ class KpiEngine:
             self._deleted = deleted + self._deleted
             raise
         self.saves += 1
+
+    async def refresh(self, estates: Collection[str]) -> None:
+        """Before answering for estates another gateway instance owns (gateway/cluster): their figures as
+        that instance last saved them (at most `save_interval` old; read again after that long)."""
+        if self.owned is None or self.store is None:
+            return
+        now = self.clock.monotonic()
+        stale = [e for e in estates if e not in self.owned and e in self._estates
+                 and now - self._read_at.get(e, -1e9) >= self.config.save_interval]  # fmt: skip
+        if not stale:
+            return
+        self.reset(stale)
+        await self.load(stale)
+        for estate in stale:
+            self._read_at[estate] = now
+
+    def reset(self, estates: Collection[str]) -> None:
+        """Empty these estates' accumulators (they moved to or from another instance; the store has them)."""
+        for estate_id in estates:
+            acc = self._estates.get(estate_id)
+            if acc is not None:
+                self._estates[estate_id] = EstateKpi(acc.spec, self.config, self._offline)
+        self._deleted = [row for row in self._deleted if row[0] not in estates]
 
     def _prune(self, estate_id: str, acc: EstateKpi, now: float) -> None:
         oldest_day = acc.calendar.day_of(now) - timedelta(days=self.config.retention_days)

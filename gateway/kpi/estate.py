@@ -14,6 +14,7 @@ from gateway.config.kpi import KpiConfig
 from gateway.incidents import IncidentChange
 from gateway.kpi.buckets import HOUR, SLOT, Bucket, EstateCalendar
 from gateway.kpi.groups import Group
+from gateway.kpi.runs import RunDetector
 from gateway.model import DeviceEvent, Family, Incident, IncidentState, Priority, Quality, Reading
 
 OFFLINE = "offline"
@@ -74,7 +75,7 @@ class EstateKpi:
         self.equipment, self.fire = Group("equipment", self._spend), Group("fire", self._spend)
         self.septic, self.generator = Group("septic", self._spend), Group("generator", self._spend)
         self.groups = (self.equipment, self.fire, self.septic, self.generator)
-        self.runs: dict[str, list[float]] = {}  # generator → [run start, counted (0/1)]
+        self.runs = RunDetector(self.config.test_run_minutes * 60)  # generator test runs (kpi/runs.py)
         self._heard: set[str] = set()
         cfg = self.config
         self._fault = frozenset(cfg.fault_rules)
@@ -110,8 +111,8 @@ class EstateKpi:
         """Close every open interval at `now`, and count generator runs that have reached their length."""
         for group in self.groups:
             group.settle(now)
-        for device in list(self.runs):
-            self._check_run(device, now, ending=False)
+        for _ in self.runs.settle(now):
+            self.count(now, "generator_test_runs")
 
     # -- readings and events ---------------------------------------------------------------------
     def item(self, item: Reading | DeviceEvent, now: float) -> None:
@@ -147,8 +148,12 @@ class EstateKpi:
             self.generator.set(reading.device, "mode", value not in self.config.generator_ready_modes, now)
         elif point == "fuel_level" and isinstance(value, int | float) and not isinstance(value, bool):
             self.generator.set(reading.device, "fuel", value < self.config.generator_min_fuel_pct, now)
-        elif point == "engine_state" and isinstance(value, str):
-            self._engine_state(reading.device, value in self.config.generator_running_states, now)
+        elif (
+            point == "engine_state"
+            and isinstance(value, str)
+            and self.runs.engine(reading.device, value in self.config.generator_running_states, now)
+        ):
+            self.count(now, "generator_test_runs")
 
     def _offline(self, device: str, offline: bool, now: float) -> None:
         family = self.families.get(device)
@@ -160,21 +165,6 @@ class EstateKpi:
         elif family == Family.FIRE_PANEL:
             for stem in self.stems.get(device, [""]):
                 self.fire.set(f"{device}/{stem}", OFFLINE, offline, now)
-
-    def _engine_state(self, device: str, running: bool, now: float) -> None:
-        run = self.runs.get(device)
-        if running and run is None:
-            self.runs[device] = [now, 0.0]
-        elif run is not None:
-            self._check_run(device, now, ending=not running)
-
-    def _check_run(self, device: str, now: float, ending: bool) -> None:
-        start, counted = self.runs[device]
-        if not counted and now - start >= self.config.test_run_minutes * 60:
-            self.count(now, "generator_test_runs")
-            self.runs[device][1] = 1.0
-        if ending:
-            del self.runs[device]
 
     def _event(self, event: DeviceEvent, now: float) -> None:
         kind, attrs = event.kind, event.attributes
@@ -208,7 +198,7 @@ class EstateKpi:
         """An alarm's condition began or ended: the groups it impairs change."""
         if rule in self.offline_rules:
             self._offline(device, active, now)
-        if rule in self._fault:
+        if rule in self._fault and device in self.families:  # not "gateway", not an estate-wide duty
             self.equipment.set(device, key, active, now)
             if self.families.get(device) == Family.GENERATOR:
                 self.generator.set(device, key, active, now)

@@ -32,6 +32,7 @@ SECTIONS: list[tuple[Label, list[str]]] = [
         "vehicle_entries", "vehicle_exits", "plates_denied", "unknown_plate_exits", "doors_forced",
         "doors_held", "after_hours_entries", "cards_denied",
     ]),
+    (Label("安全巡逻", "Guard tours"), ["patrol_completion_rate", "patrol_on_time_rate", "patrol_tours"]),
 ]  # fmt: skip
 
 KPI_LABELS: dict[str, Label] = {
@@ -62,6 +63,9 @@ KPI_LABELS: dict[str, Label] = {
     "doors_held": Label("门长时间未关", "Doors held open"),
     "after_hours_entries": Label("非开放时间进入", "After-hours entries"),
     "cards_denied": Label("刷卡被拒", "Cards denied"),
+    "patrol_completion_rate": Label("巡更完成率", "Patrol completion rate", "%"),
+    "patrol_on_time_rate": Label("巡更准时率", "Patrol punctuality", "%"),
+    "patrol_tours": Label("应巡次数", "Patrol tours due"),
 }
 
 PRIORITY_LABELS = {

@@ -20,6 +20,7 @@ class Family(StrEnum):
     FIRE_PANEL = "fire_panel"
     SEPTIC_PRESSURE = "septic_pressure"
     GENERATOR = "generator"
+    LOCAL_OUTPUT = "local_output"  # on-site siren / strobe / PA relays (issue 11): not in DESIGN §3
 
 
 class Quality(StrEnum):

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from drivers.anpr.classifier import PlateClassifier, Verdict
 from drivers.anpr.push import PushDecoder
-from drivers.anpr.receiver import PushCamera
+from drivers.anpr.receiver import PictureSink, PushCamera
 from drivers.anpr.registry import Category, Vehicle, VehicleRegistry
 from drivers.commands import Commander
 from drivers.profiles import HttpPushProfile
@@ -108,6 +108,7 @@ def push_cameras(
     registries: dict[str, VehicleRegistry],
     stats: StatsRegistry,
     opener: BarrierOpener,
+    pictures: PictureSink | None = None,
 ) -> list[PushCamera]:
     cameras = []
     for bound in devices:
@@ -124,6 +125,7 @@ def push_cameras(
                 stats.for_device(bound.estate, cfg.id),
                 frozenset(cfg.http_push.allow_from),
                 opener.for_camera(bound.estate, cfg.id, cfg.barrier) if cfg.barrier else None,
+                pictures=pictures,
             )
         )
     return cameras

@@ -33,8 +33,11 @@ from drivers.watch import PointWatch
 from gateway.alerts import AlertEngine, DeviceInfo
 from gateway.alerts.rules import load_default_rules, merge_rules
 from gateway.api import ApiContext, TokenAuth, create_app
+from gateway.api.confirmations import command_rules
+from gateway.auth.tenancy import Company, Tenancy
 from gateway.config import ConfigError, GatewayConfig
 from gateway.console import RecentReadings
+from gateway.evidence import EvidenceService, PictureStore
 from gateway.incidents import DeviceStateTracker, Grouping, IncidentFeed, IncidentService, LiveFeed
 from gateway.ingest import IngestQueue
 from gateway.kpi import KpiEngine
@@ -47,8 +50,10 @@ from gateway.runtime.anpr import (
     restore_passes,
 )
 from gateway.runtime.build import BoundDevice, bind_devices
+from gateway.runtime.cluster import ClusterRuntime
 from gateway.runtime.escalation import EscalationRuntime
 from gateway.runtime.pipeline import Observer, Pipeline
+from gateway.runtime.rounds import Rounds
 from gateway.sinks import InfluxSink, LineEncoder, open_incident_counts
 from gateway.store import build_store, store_label
 
@@ -108,7 +113,7 @@ class App:
         self.device_state = DeviceStateTracker(self.live, infos, self.engine.online, self.clock)
         self.kpi = KpiEngine.from_config(config, infos, self.clock, self.store, rules)
         self.service.listeners.append(self.kpi.on_incident_changes)
-        self.recent = RecentReadings()  # the console's device charts
+        self.recent = RecentReadings(expected_series=sum(len(i.points) for i in infos))  # console charts
         observers: list[Observer] = [self.device_state, self.kpi, self.recent]
         self.pipeline = Pipeline(self.queue, self.engine, self.service, observers=observers)
         self._kpi_task: asyncio.Task[None] | None = None
@@ -118,17 +123,23 @@ class App:
             self.sink = self._influx_sink(infos)
             self.pipeline.observers.append(self.sink)
             self.service.listeners.append(self.sink.on_incident_changes)
-        self.escalation: EscalationRuntime | None = None
-        if config.escalation.enabled:
-            has_mqtt = any(isinstance(d.profile, MqttProfile) for d in devices)
-            self.escalation = EscalationRuntime(
-                config, self.service, {(d.estate, d.config.id): d.config.location for d in devices},
-                self.clock, self._publish if has_mqtt else None,
-            )  # fmt: skip
+        # Filled as the drivers start; escalation's relay channels (local outputs) read the same dict.
+        self.commanders: dict[tuple[str, str], Commander] = {}
+        self.escalation = self._escalation(config, devices) if config.escalation.enabled else None
         self._escalation_task: asyncio.Task[None] | None = None
+        # Several instances on one PostgreSQL database: this one runs the estates it holds leases for.
+        self.cluster: ClusterRuntime | None = ClusterRuntime(self) if config.cluster.enabled else None
+        self._ownership_task: asyncio.Task[None] | None = None
+        if self.cluster is not None and self.escalation is not None:
+            self.escalation.escalator.scope = self.cluster.scope
+        # Guard tours and maintenance duties: observers with timers of their own (gateway/runtime/rounds.py)
+        self.rounds = Rounds(config, self.store, self.clock, self.service, self.kpi, self.pipeline.observers,
+                             self.escalation)  # fmt: skip
+        self.pipeline.observers.extend(self.rounds.trackers)
         self.endpoints = EndpointPool()
         self.mqtt: MqttIngress | None = None
-        self.commanders: dict[tuple[str, str], Commander] = {}
+        self.estate_ingress: dict[str, MqttIngress] = {}  # several instances: one session per estate
+        self._evidence(config, devices)
         self.registries = registries_of(config)  # vehicle registries by estate
         self.opener = BarrierOpener(self.commanders, self.store.record_audit, self.clock)
         self.push: PushReceiver | None = None
@@ -137,11 +148,16 @@ class App:
         self.ready = asyncio.Event()
 
     # -- parts -----------------------------------------------------------------------------------
-    def _driver_tasks(self) -> dict[str, Callable[[], Awaitable[None]]]:
+    def _driver_tasks(
+        self, devices: list[BoundDevice] | None = None, estate: str | None = None
+    ) -> dict[str, Callable[[], Awaitable[None]]]:
+        """The drivers of `devices` (default: all). With `estate` (several instances, gateway/cluster)
+        they are that estate's alone, on an MQTT session of its own (client id `<client_id>-<estate>`),
+        so the estate's queued QoS 1 messages follow it to whichever instance owns it next."""
         tasks: dict[str, Callable[[], Awaitable[None]]] = {}
         routes: list[Route] = []
         mqtt_commanders: dict[tuple[str, str], Callable[..., MqttCommander]] = {}  # need the ingress
-        for bound in self.devices:
+        for bound in self.devices if devices is None else devices:
             cfg, stats = bound.config, self.stats.for_device(bound.estate, bound.config.id)
             if isinstance(bound.profile, ModbusProfile) and cfg.modbus is not None:
                 endpoint = self.endpoints.get(
@@ -183,11 +199,11 @@ class App:
             settings = BrokerSettings(
                 m.host,
                 m.port,
-                m.client_id,
+                m.client_id if estate is None else f"{m.client_id}-{estate}",
                 m.username,
                 m.password,
                 m.keepalive,
-                status_topic=f"estate-gateway/{self.config.gateway_id}/status",
+                status_topic=f"estate-gateway/{self.config.gateway_id}/status" if estate is None else None,
                 protocol=m.protocol,
                 session_expiry=m.session_expiry,
                 receive_maximum=m.receive_maximum,
@@ -198,11 +214,17 @@ class App:
                 key_file=self._path_of(m.key_file),
                 tls_insecure=m.tls_insecure,
             )
-            ingress = self.mqtt = MqttIngress(settings, routes, self.clock)
+            ingress = MqttIngress(settings, routes, self.clock)
+            if estate is None:
+                self.mqtt = ingress
+            else:
+                self.estate_ingress[estate] = ingress
             if m.dead_letter_topic:
                 topic = m.dead_letter_topic.replace("{gateway}", self.config.gateway_id)
                 ingress.dead_letters = DeadLetters(topic, m.dead_letter_rate, ingress.send_nowait, self.clock)
-            tasks["mqtt ingress"] = lambda: ingress.run(self.queue.put)
+            tasks["mqtt ingress" if estate is None else f"mqtt ingress {estate}"] = lambda: ingress.run(
+                self.queue.put
+            )
             for key, make in mqtt_commanders.items():
                 self.commanders[key] = make(publisher=ingress)
         return tasks
@@ -219,7 +241,26 @@ class App:
             return MqttJsonDecoder(bound.estate, cfg.id, bound.profile, stats)
         opener = self.opener.for_camera(bound.estate, cfg.id, cfg.barrier) if cfg.barrier else None
         classifier = classifier_for(bound, self.registries)
-        return PlateDecoder(bound.estate, cfg.id, bound.profile, stats, classifier, opener)
+        pictures = self._picture_sink
+        return PlateDecoder(bound.estate, cfg.id, bound.profile, stats, classifier, opener, pictures)
+
+    def _escalation(self, config: GatewayConfig, devices: list[BoundDevice]) -> EscalationRuntime:
+        has_mqtt = any(isinstance(d.profile, MqttProfile) for d in devices)
+        return EscalationRuntime(
+            config, self.service, {(d.estate, d.config.id): d.config.location for d in devices},
+            self.clock, self._publish if has_mqtt else None,
+            commanders=self.commanders, audit=self.store.record_audit,
+        )  # fmt: skip
+
+    def _evidence(self, config: GatewayConfig, devices: list[BoundDevice]) -> None:
+        """Plate pictures on disk (written off the event loop) and incidents' evidence (gateway/evidence)."""
+        ev = config.evidence
+        self.pictures = PictureStore(self.base_dir / ev.dir, ev, self.clock) if ev.enabled else None
+        self._picture_sink = self.pictures.accept if self.pictures is not None else None
+        cameras = {(d.estate, d.config.id): list(d.config.cameras) for d in devices if d.config.cameras}
+        timezones = {e.id: e.timezone for e in config.estates}
+        self.evidence = EvidenceService(cameras, timezones, self.pictures, ev.match_window)
+        self._evidence_task: asyncio.Task[None] | None = None
 
     def _influx_sink(self, infos: list[DeviceInfo]) -> InfluxSink:
         """Readings, events, alarms, incidents, KPIs and health to InfluxDB, spooled while it is away."""
@@ -230,11 +271,20 @@ class App:
             base_dir=self.base_dir,
             gateway_id=self.config.gateway_id,
             health=self.health,
-            open_incidents=lambda: open_incident_counts(self.service, estates),
-            kpis=lambda: [(v.estate, v.period, v.name, v.value) for v in self.kpi.snapshot()],
+            open_incidents=lambda: open_incident_counts(self.service, [e for e in estates if self._runs(e)]),
+            kpis=lambda: [
+                (v.estate, v.period, v.name, v.value) for v in self.kpi.snapshot() if self._runs(v.estate)
+            ],
             alarm=self.service.apply,  # "metrics spool failing" (disk full) as a gateway health alarm
             estates=estates,
         )
+
+    def _runs(self, estate: str) -> bool:
+        """This instance processes the estate (always, unless several instances share the estates)."""
+        return self.cluster is None or estate in self.cluster.ownership.owned
+
+    def start_driver(self, name: str, factory: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        return asyncio.create_task(supervise(name, factory), name=name)
 
     def health(self) -> dict[str, Any]:
         online = [self.engine.online(d.estate, d.config.id) for d in self.devices]
@@ -263,6 +313,9 @@ class App:
             "kpi_save_failures": self.kpi.save_failures,
             **({f"sink_{k}": v for k, v in self.sink.stats().items()} if self.sink else {}),
             **(self.escalation.health() if self.escalation else {}),
+            **(self.cluster.health() if self.cluster else {}),
+            **self.rounds.health(),
+            **(self.pictures.health() if self.pictures is not None else {}),
         }
 
     async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
@@ -283,11 +336,15 @@ class App:
         await self.kpi.load()
         self.kpi.restore_active(active)
         self._kpi_task = asyncio.create_task(self.kpi.run(), name="kpi-save")
+        if self.pictures is not None:
+            self._evidence_task = asyncio.create_task(self.pictures.run(), name="evidence-pictures")
         if self.sink is not None:
             self._sink_task = asyncio.create_task(self.sink.run(), name="influx-sink")
             log.info("influx sink: %s bucket %s", self.config.influx.url, self.config.influx.bucket)
         self.engine.restore_windows(await self.store.load_windows())
         restore_passes(self.registries, await self.store.load_visitor_passes(self.clock.now()))
+        if self.escalation is not None:  # the console shows each siren's last pulse across restarts
+            await self.escalation.restore_outputs()
         log.info(
             "incidents: %d unresolved restored, %d alarms active",
             len(self.service.manager.by_key),
@@ -297,13 +354,19 @@ class App:
         pipeline_task = asyncio.create_task(self.pipeline.run(), name="pipeline")
         server, server_task = await self._start_api()
         push_server, push_task = await self._start_push()
-        driver_tasks = [
-            asyncio.create_task(supervise(name, factory), name=name)
-            for name, factory in self._driver_tasks().items()
-        ]
-        log.info("drivers: %d started", len(driver_tasks))
+        if self.cluster is None:
+            driver_tasks = [self.start_driver(name, run) for name, run in self._driver_tasks().items()]
+            log.info("drivers: %d started", len(driver_tasks))
+        else:  # drivers start estate by estate, as leases are won (tours and duties too: rounds first)
+            await self.rounds.start()
+            await self.cluster.start()
+            await self.cluster.ownership.cycle()
+            self._ownership_task = asyncio.create_task(self.cluster.ownership.run(), name="cluster-leases")
+            driver_tasks = []
         if self.escalation is not None:
             self._escalation_task = asyncio.create_task(self.escalation.run(), name="escalation")
+        if self.cluster is None:
+            await self.rounds.start()
         self.ready.set()
         try:
             await stop.wait()
@@ -314,15 +377,20 @@ class App:
         api = self.config.api
         if not api.enabled:
             return None, None
+        tenancy = Tenancy.of(
+            Company(c.id, c.name.zh, c.name.en, tuple(c.estates)) for c in self.config.companies
+        )  # company:<id> scopes (gateway/auth/tenancy.py)
+        least, dangerous = command_rules((d.estate, d.config) for d in self.devices)
         ctx = ApiContext(
             self.service,
             [d.info for d in self.devices],
             self.stats,
-            TokenAuth.from_config(api, self.store, self.clock),  # config tokens, users, sessions, keys
+            TokenAuth.from_config(api, self.store, self.clock, tenancy=tenancy),  # tokens, users, keys
             online=self.engine.online,
             health=self.health,
             commanders=self.commanders,  # filled as the drivers start (the same dict)
-            command_policy={(d.estate, d.config.id): dict(d.config.commands) for d in self.devices},
+            command_policy=least,
+            dangerous=dangerous,  # two-person rules (gateway/api/confirmations.py)
             registries=self.registries,
             rosters=self.escalation.rosters if self.escalation else {},
             ack_links=self.escalation.links if self.escalation else None,
@@ -330,6 +398,11 @@ class App:
             kpi=self.kpi,
             estate_names={e.id: (e.name.zh, e.name.en) for e in self.config.estates},
             recent=self.recent,
+            cluster=self.cluster,  # several instances: forward writes for estates owned elsewhere
+            evidence=self.evidence,  # camera links and plate pictures of incidents
+            local_outputs=self.escalation.outputs if self.escalation else None,
+            patrol=self.rounds.patrol,  # guard tours and maintenance duties (gateway/runtime/rounds.py)
+            maintenance=self.rounds.maintenance,
         )
         server, task, self.api_port = await _serve(create_app(ctx), api.host, api.port, "api")
         log.info("api: http://%s:%d (docs at /docs)", api.host, self.api_port)
@@ -337,11 +410,12 @@ class App:
 
     async def _start_push(self) -> tuple[_Server | None, asyncio.Task[None] | None]:
         """The camera port, opened only when some camera pushes."""
-        cameras = push_cameras(self.devices, self.registries, self.stats, self.opener)
+        cameras = push_cameras(self.devices, self.registries, self.stats, self.opener, self._picture_sink)
         if not cameras:
             return None, None
         cfg = self.config.http_push
         self.push = PushReceiver(cameras, self.queue.put, self.clock, cfg.commit_wait)
+        self.push.owns = self._runs  # several instances: pushes for others' estates get 503
         server, task, self.push_port = await _serve(self.push.app, cfg.host, cfg.port, "camera push")
         log.info("camera push: http://%s:%d/anpr/{estate}/{device} (%d cameras)", cfg.host, self.push_port,
                  len(cameras))  # fmt: skip
@@ -356,6 +430,11 @@ class App:
     ) -> None:
         """Ingress first (drivers, camera port), then the core drains, then the API and the store."""
         deadline = time.monotonic() + SHUTDOWN_BUDGET
+        if self._ownership_task is not None:  # no estate arrives or leaves during the stop
+            self._ownership_task.cancel()
+            await asyncio.gather(self._ownership_task, return_exceptions=True)
+        if self.cluster is not None:
+            drivers = drivers + self.cluster.driver_tasks()
         log.info("stopping: drivers")
         for task in drivers:
             task.cancel()
@@ -366,6 +445,9 @@ class App:
                             ", ".join(t.get_name() for t in stuck))  # fmt: skip
         await _shut(push, 1.0)  # cameras get no reply now and re-send later
         await self.opener.close()
+        if self._evidence_task is not None:  # a picture still queued is lost (its camera has a copy)
+            self._evidence_task.cancel()
+            await asyncio.gather(self._evidence_task, return_exceptions=True)
         await self.pipeline.stop(deadline - time.monotonic() - 2.0)
         await asyncio.gather(pipeline, return_exceptions=True)
         flushed = await self.pipeline.flush(deadline - 1.0)
@@ -373,8 +455,11 @@ class App:
         if self._escalation_task is not None:  # a step cut mid-send is claimed again after the restart
             self._escalation_task.cancel()
             await asyncio.gather(self._escalation_task, return_exceptions=True)
+        await self.rounds.stop()
         if self.escalation is not None:
             await self.escalation.close()
+        if self.cluster is not None:  # committed and no longer sending: the next owner may start now
+            await self.cluster.stop()
         self.device_state.close()
         if self.sink is not None:  # what it cannot write in time stays in the spool for the next start
             await self.sink.close(max(0.5, deadline - time.monotonic() - 1.5))

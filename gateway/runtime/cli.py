@@ -127,6 +127,7 @@ async def _demo(args: argparse.Namespace) -> None:
             print("\n  estate-gateway demo — 阳光花园 / Sunshine Garden")
             print(f"  broker  {broker.description}")
             print(f"  console {url}/console/   user demo   password {password}")
+            print("  (same password: demo.lead 班长 confirms two-person commands; district is the regulator)")
             print(f"  API     {url}   (OpenAPI: {url}/docs)")
             print(f"  token   curl -H 'Authorization: Bearer {token}' {url}/incidents")
             print("  Ctrl-C stops everything.\n", flush=True)
@@ -155,10 +156,17 @@ async def _demo_console_user(app: App) -> str:
     while "demo" in password.lower():  # the policy refuses a password holding the username
         password = secrets.token_urlsafe(12)
     accounts = Accounts(app.store)
-    try:
-        await accounts.add_user("demo", "supervisor", ["*"], password, "演示 Demo")
-    except AccountError:
-        await accounts.update_user("demo", password=password, disabled=False)
+    # demo.lead (班长 of the company's estates) confirms what demo asks under the two-person rule;
+    # district (区住建局, the regulator) sees KPIs and reports only. Same password.
+    for name, role, job, estates, display in (
+        ("demo", "supervisor", None, ["*"], "演示 Demo"),
+        ("demo.lead", None, "shift_leader", ["company:sunny-pm"], "值班班长 Shift leader"),
+        ("district", "regulator", None, ["*"], "区住建局 District regulator"),
+    ):
+        try:
+            await accounts.add_user(name, role, estates, password, display, job)
+        except AccountError:
+            await accounts.update_user(name, password=password, disabled=False)
     return password
 
 

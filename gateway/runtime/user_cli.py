@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.auth import AccountError, Accounts, PasswordPolicyError
+from gateway.auth.jobs import JOBS, job_label
 from gateway.config import ConfigError, load_config
 from gateway.store import PostgresStore, SqliteStore, build_store
 
@@ -28,8 +29,19 @@ def add_user_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     users = p.add_subparsers(dest="user_command", required=True)
     add = users.add_parser("add", help="add a user")
     add.add_argument("name")
-    add.add_argument("--role", required=True, choices=["viewer", "operator", "supervisor", "admin"])
-    add.add_argument("--estates", required=True, help="comma-separated estate ids, or '*' for all")
+    add.add_argument(
+        "--role",
+        choices=["viewer", "operator", "supervisor", "admin", "regulator"],
+        help="rank, or regulator (KPIs of every estate only); default: the job's rank",
+    )
+    add.add_argument(
+        "--job",
+        choices=list(JOBS),
+        help="guard 保安, shift_leader 班长, engineer 工程, fire_control 消防中控, manager 经理",
+    )
+    add.add_argument(
+        "--estates", required=True, help="comma-separated estate ids, company:<id>, or '*' for all"
+    )
     add.add_argument("--display-name", default="")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     users.add_parser("list", help="list users")
@@ -64,14 +76,16 @@ async def _run(args: argparse.Namespace) -> int:
         if command == "add":
             estates = [e.strip() for e in args.estates.split(",") if e.strip()]
             user = await accounts.add_user(
-                args.name, args.role, estates, _password(args.password_stdin), args.display_name
+                args.name, args.role, estates, _password(args.password_stdin), args.display_name, args.job
             )
-            print(f"added {user.username} ({user.role}, estates {','.join(user.estates)})")
+            job = f", job {user.job} {job_label(user.job)}" if user.job else ""
+            print(f"added {user.username} ({user.role}{job}, estates {','.join(user.estates)})")
         elif command == "list":
-            print(f"{'username':<24} {'role':<10} {'state':<9} {'estates':<24} display name")
+            print(f"{'username':<24} {'role':<10} {'state':<9} {'estates':<24} {'job':<13} display name")
             for u in await accounts.list_users():
                 state = "disabled" if u.disabled else "enabled"
-                print(f"{u.username:<24} {u.role:<10} {state:<9} {','.join(u.estates):<24} {u.display_name}")
+                scope, job = ",".join(u.estates), u.job or "-"
+                print(f"{u.username:<24} {u.role:<10} {state:<9} {scope:<24} {job:<13} {u.display_name}")
         elif command in ("disable", "enable"):
             user = await accounts.update_user(args.name, disabled=command == "disable")
             when = datetime.fromtimestamp(user.updated_at, UTC).isoformat(timespec="seconds")

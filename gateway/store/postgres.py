@@ -19,8 +19,12 @@ from gateway.model import (
 )
 from gateway.store.base import IncidentQuery, StoreError
 from gateway.store.postgres_accounts import PostgresAccounts
+from gateway.store.postgres_changes import CHANGES_CHANNEL, change_notices
+from gateway.store.postgres_cluster import PostgresCluster
+from gateway.store.postgres_commands import PostgresCommands
 from gateway.store.postgres_escalation import PostgresEscalation
 from gateway.store.postgres_kpi import PostgresKpi
+from gateway.store.postgres_patrol import PostgresPatrol
 from gateway.store.rows import incident_from_row
 
 if TYPE_CHECKING:
@@ -51,7 +55,9 @@ _TIMELINE = "INSERT INTO timeline (incident_id, ts, action, actor, detail) VALUE
 _PASS_COLUMNS = "id, estate, plate, label, valid_from, valid_until, created_by, created_at"
 
 
-class PostgresStore(PostgresAccounts, PostgresKpi, PostgresEscalation):
+class PostgresStore(
+    PostgresAccounts, PostgresKpi, PostgresEscalation, PostgresCommands, PostgresCluster, PostgresPatrol
+):
     """Store on a PostgreSQL database (`dsn`), through a pool of `pool_min`..`pool_max` connections."""
 
     def __init__(
@@ -59,6 +65,9 @@ class PostgresStore(PostgresAccounts, PostgresKpi, PostgresEscalation):
     ) -> None:
         super().__init__(dsn, pool_min, pool_max, command_timeout)
         self.commits = 0
+        # Several instances (gateway/cluster/relay.py): each commit also tells the others which incidents
+        # changed, in the same transaction (NOTIFY is delivered only if it commits). None: nobody listens.
+        self.notify_origin: str | None = None
 
     async def commit(
         self, changes: list[IncidentChange], windows: dict[str, dict[str, list[float]]] | None = None
@@ -97,6 +106,9 @@ class PostgresStore(PostgresAccounts, PostgresKpi, PostgresEscalation):
                     )
                 else:
                     await conn.execute("DELETE FROM rule_windows WHERE alarm_key = $1", key)
+            if self.notify_origin is not None and changes:
+                for payload in change_notices(self.notify_origin, changes):
+                    await conn.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, payload)
 
         try:
             await self._write(write)

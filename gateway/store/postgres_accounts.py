@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresAccounts"]
 
-_USER = "username, display_name, role, estates, disabled, password_hash, created_at, updated_at"
+_USER = "username, display_name, role, estates, disabled, password_hash, created_at, updated_at, job"
 _SESSION = "digest, username, created_at, last_seen, expires_at, revoked_at, source"
 _KEY = (
     "key_id, name, owner, role, estates, digest, created_by, created_at, expires_at, revoked_at, last_used_at"
@@ -22,8 +22,8 @@ _KEY = (
 
 
 def _user(row: Any) -> User:
-    name, display, role, estates, disabled, pw, created, updated = row
-    return User(name, display, role, tuple(json.loads(estates)), bool(disabled), pw, created, updated)
+    name, display, role, estates, disabled, pw, created, updated, job = row
+    return User(name, display, role, tuple(json.loads(estates)), bool(disabled), pw, created, updated, job)
 
 
 def _key(row: Any) -> ApiKey:
@@ -52,13 +52,13 @@ class PostgresAccounts(PgRunner):
     async def save_user(self, user: User) -> None:
         async def write(conn: Connection) -> None:
             await conn.execute(
-                f"INSERT INTO users ({_USER}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) "
+                f"INSERT INTO users ({_USER}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) "
                 "ON CONFLICT (username) DO UPDATE SET display_name=excluded.display_name, "
                 "role=excluded.role, estates=excluded.estates, "
                 "disabled=excluded.disabled, password_hash=excluded.password_hash, "
-                "created_at=excluded.created_at, updated_at=excluded.updated_at",
+                "created_at=excluded.created_at, updated_at=excluded.updated_at, job=excluded.job",
                 user.username, user.display_name, user.role, json.dumps(list(user.estates)),
-                bool(user.disabled), user.password_hash, user.created_at, user.updated_at,
+                bool(user.disabled), user.password_hash, user.created_at, user.updated_at, user.job,
             )  # fmt: skip
 
         await self._write(write)

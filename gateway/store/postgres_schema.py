@@ -14,6 +14,10 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import asyncpg
 
+from gateway.store.postgres_cluster_schema import MIGRATION_CLUSTER
+from gateway.store.postgres_commands_schema import MIGRATION_COMMANDS_PG
+from gateway.store.postgres_patrol_schema import MIGRATION_PATROL
+
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
@@ -109,6 +113,12 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (estate, kind, key)
     )
     """,
+    # cluster: estate ownership leases, live instances, the claimer of a firing escalation step
+    MIGRATION_CLUSTER,
+    # two-person rule: pending dangerous commands; job roles: users.job (postgres_commands.py)
+    MIGRATION_COMMANDS_PG,
+    # guard tours and maintenance duties: tours, duty states, completion records (postgres_patrol.py)
+    MIGRATION_PATROL,
 ]
 
 

@@ -5,9 +5,10 @@ never blocks on disk and writes are serialised exactly as SQLite wants them.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -21,10 +22,12 @@ from gateway.model import (
     TimelineEntry,
     VisitorPass,
 )
-from gateway.store.base import IncidentQuery, StoreError
+from gateway.store.base import IncidentQuery, StepScope, StoreError
 from gateway.store.rows import incident_from_row
 from gateway.store.sqlite_accounts import MIGRATION_ACCOUNTS, SqliteAccounts
+from gateway.store.sqlite_commands import MIGRATION_COMMANDS, SqliteCommands
 from gateway.store.sqlite_kpi import MIGRATION_KPI, SqliteKpi
+from gateway.store.sqlite_patrol import MIGRATION_PATROL, SqlitePatrol
 
 if TYPE_CHECKING:
     from gateway.incidents.manager import IncidentChange
@@ -127,6 +130,14 @@ MIGRATIONS: list[str] = [
     MIGRATION_ACCOUNTS,
     # 13: KPI accumulators per estate and day / hour (gateway/kpi; table in sqlite_kpi.py)
     MIGRATION_KPI,
+    # cluster: which instance claimed a firing escalation step (PostgreSQL uses it; kept alike here)
+    """
+    ALTER TABLE escalation_steps ADD COLUMN claimed_by TEXT
+    """,
+    # two-person rule: pending dangerous commands; job roles: users.job (sqlite_commands.py)
+    MIGRATION_COMMANDS,
+    # guard tours and maintenance duties: tours, duty states, completion records (sqlite_patrol.py)
+    MIGRATION_PATROL,
 ]
 
 _COLUMNS = (
@@ -144,7 +155,7 @@ _UPDATE = (
 )
 
 
-class SqliteStore(SqliteAccounts, SqliteKpi):
+class SqliteStore(SqliteAccounts, SqliteKpi, SqliteCommands, SqlitePatrol):
     """Store on one SQLite file. `path=":memory:"` works for unit tests."""
 
     def __init__(self, path: str | Path) -> None:
@@ -340,20 +351,22 @@ class SqliteStore(SqliteAccounts, SqliteKpi):
 
         return await self._run(write)
 
-    async def unplanned_incidents(self, limit: int = 500) -> list[int]:
+    async def unplanned_incidents(self, limit: int = 500, scope: StepScope | None = None) -> list[int]:
         """Open incidents with no escalation rows: new ones, or ones whose planning a crash cut off."""
 
         def read(conn: sqlite3.Connection) -> list[int]:
             rows = conn.execute(
-                "SELECT id FROM incidents i WHERE state='open' AND NOT EXISTS "
-                "(SELECT 1 FROM escalation_steps s WHERE s.incident_id = i.id) ORDER BY id LIMIT ?",
-                (limit,),
-            ).fetchall()
-            return [row[0] for row in rows]
+                "SELECT id, estate FROM incidents i WHERE state='open' AND NOT EXISTS "
+                "(SELECT 1 FROM escalation_steps s WHERE s.incident_id = i.id) ORDER BY id",
+            )
+            ids = (row[0] for row in rows if scope is None or row[1] in scope.estates)
+            return list(itertools.islice(ids, limit))
 
         return await self._run(read)
 
-    async def claim_due_steps(self, now: float, limit: int = 500) -> list[EscalationStep]:
+    async def claim_due_steps(
+        self, now: float, limit: int = 500, scope: StepScope | None = None
+    ) -> list[EscalationStep]:
         """Claim the steps due by `now` whose incident is still open (unacknowledged) and not shelved:
         pending → firing, in one transaction, so each is handed out once. Steps of incidents that were
         acknowledged, resolved or closed meanwhile are cancelled."""
@@ -364,31 +377,47 @@ class SqliteStore(SqliteAccounts, SqliteKpi):
                     "UPDATE escalation_steps SET state='cancelled' WHERE state IN ('pending','firing') "
                     "AND incident_id IN (SELECT id FROM incidents WHERE state <> 'open')"
                 )
-                rows = conn.execute(
-                    "SELECT s.id, s.incident_id, s.policy, s.step, s.repeat, s.due_at, s.hold_until "
-                    "FROM escalation_steps s JOIN incidents i ON i.id = s.incident_id "
+                found = conn.execute(
+                    "SELECT s.id, s.incident_id, s.policy, s.step, s.repeat, s.due_at, s.hold_until, "
+                    "i.estate FROM escalation_steps s JOIN incidents i ON i.id = s.incident_id "
                     "WHERE s.state = 'pending' "
                     "AND s.due_at <= ? AND (i.shelved_until IS NULL OR i.shelved_until <= ?) "
                     "AND (s.hold_until IS NULL OR s.hold_until <= ?) "
-                    "ORDER BY s.due_at, s.id LIMIT ?",
-                    (now, now, now, limit),
-                ).fetchall()
+                    "ORDER BY s.due_at, s.id",
+                    (now, now, now),
+                )
+                mine = (row[:7] for row in found if scope is None or row[7] in scope.estates)
+                rows = list(itertools.islice(mine, limit))
                 conn.executemany(
-                    "UPDATE escalation_steps SET state='firing', fired_at=? WHERE id=?",
-                    [(now, row[0]) for row in rows],
+                    "UPDATE escalation_steps SET state='firing', fired_at=?, claimed_by=? WHERE id=?",
+                    [(now, scope.claimer if scope else None, row[0]) for row in rows],
                 )
             return [EscalationStep(*row) for row in rows]
 
         return await self._run(claim)
 
-    async def release_firing(self) -> int:
-        """At start: steps a crash left `firing` go back to pending (the notification may have gone out:
-        at-least-once for a crash mid-send). Only one instance runs escalation (scale-out: issue 10)."""
+    async def release_firing(self, scope: StepScope | None = None, live: Collection[str] = ()) -> int:
+        """Steps left `firing` go back to pending (the notification may have gone out: at-least-once for a
+        crash mid-send). Without a scope all of them, at start; with one, as on PostgreSQL: the scope's
+        estates, claimed by nobody, by the scope's claimer or by an instance not in `live`."""
 
         def write(conn: sqlite3.Connection) -> int:
             with conn:
-                sql = "UPDATE escalation_steps SET state='pending' WHERE state='firing'"
-                return conn.execute(sql).rowcount
+                if scope is None:
+                    sql = "UPDATE escalation_steps SET state='pending' WHERE state='firing'"
+                    return conn.execute(sql).rowcount
+                rows = conn.execute(
+                    "SELECT s.id, i.estate, s.claimed_by FROM escalation_steps s "
+                    "JOIN incidents i ON i.id = s.incident_id WHERE s.state='firing'"
+                ).fetchall()
+                ids = [
+                    (row[0],) for row in rows if row[1] in scope.estates
+                    and (row[2] is None or row[2] == scope.claimer or row[2] not in live)
+                ]  # fmt: skip
+                conn.executemany(
+                    "UPDATE escalation_steps SET state='pending', claimed_by=NULL WHERE id=?", ids
+                )
+                return len(ids)
 
         return await self._run(write)
 
@@ -412,12 +441,14 @@ class SqliteStore(SqliteAccounts, SqliteKpi):
 
         await self._run(write)
 
-    async def next_due(self) -> float | None:
+    async def next_due(self, scope: StepScope | None = None) -> float | None:
         def read(conn: sqlite3.Connection) -> float | None:
-            row = conn.execute(
-                "SELECT MIN(MAX(due_at, COALESCE(hold_until, 0))) FROM escalation_steps WHERE state='pending'"
-            ).fetchone()
-            return row[0] if row else None
+            rows = conn.execute(
+                "SELECT MIN(MAX(s.due_at, COALESCE(s.hold_until, 0))), i.estate FROM escalation_steps s "
+                "JOIN incidents i ON i.id = s.incident_id WHERE s.state='pending' GROUP BY i.estate"
+            ).fetchall()
+            due = [row[0] for row in rows if scope is None or row[1] in scope.estates]
+            return min(due) if due else None
 
         return await self._run(read)
 

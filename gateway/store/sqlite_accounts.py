@@ -33,7 +33,7 @@ MIGRATION_ACCOUNTS = """
     CREATE INDEX api_keys_owner ON api_keys(owner)
 """
 
-_USER = "username, display_name, role, estates, disabled, password_hash, created_at, updated_at"
+_USER = "username, display_name, role, estates, disabled, password_hash, created_at, updated_at, job"
 _SESSION = "digest, username, created_at, last_seen, expires_at, revoked_at, source"
 _KEY = (
     "key_id, name, owner, role, estates, digest, created_by, created_at, expires_at, revoked_at, last_used_at"
@@ -41,8 +41,8 @@ _KEY = (
 
 
 def _user(row: tuple[Any, ...]) -> User:
-    name, display, role, estates, disabled, pw, created, updated = row
-    return User(name, display, role, tuple(json.loads(estates)), bool(disabled), pw, created, updated)
+    name, display, role, estates, disabled, pw, created, updated, job = row
+    return User(name, display, role, tuple(json.loads(estates)), bool(disabled), pw, created, updated, job)
 
 
 def _key(row: tuple[Any, ...]) -> ApiKey:
@@ -74,9 +74,9 @@ class SqliteAccounts:
         def write(conn: sqlite3.Connection) -> None:
             with conn:
                 conn.execute(
-                    f"INSERT OR REPLACE INTO users ({_USER}) VALUES (?,?,?,?,?,?,?,?)",
+                    f"INSERT OR REPLACE INTO users ({_USER}) VALUES (?,?,?,?,?,?,?,?,?)",
                     (user.username, user.display_name, user.role, json.dumps(list(user.estates)),
-                     int(user.disabled), user.password_hash, user.created_at, user.updated_at),
+                     int(user.disabled), user.password_hash, user.created_at, user.updated_at, user.job),
                 )  # fmt: skip
 
         await self._run(write)

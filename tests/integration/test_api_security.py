@@ -36,11 +36,14 @@ from gateway.api.auth import (
     ROLE_RANK,
     SESSION_COOKIE,
     TokenAuth,
+    route_admits_regulator,
     route_policy,
     route_spans_every_estate,
     routes_of,
 )
 from gateway.auth import Accounts, AuthSettings, Passwords
+from gateway.auth.records import REGULATOR
+from gateway.auth.two_person import CommandRequest
 from gateway.config import ApiTokenConfig
 from gateway.escalation.roster import Roster
 from gateway.incidents import IncidentService
@@ -146,6 +149,10 @@ async def world(settings: AuthSettings | None = None) -> AsyncIterator[World]:
             registries[estate].add(Vehicle(record.plate, Category.VISITOR, record.label, record.valid_from,
                                            record.valid_until, record.id))  # fmt: skip
             w.passes[estate] = record.id
+            await store.add_command_request(  # a dangerous command waiting for a second person
+                CommandRequest(f"{estate}-req", estate, f"{estate}-gen", "start", "seed", "seed",
+                               ("admin", "operator", "supervisor"), clock.now(), clock.now() + 3600)
+            )  # fmt: skip
             await accounts.add_user(f"{estate}-dummy", "viewer", [estate], PASSWORD)
             key, _ = await accounts.create_key(f"{estate}-key", f"{estate}-dummy", None, None, None, "seed")
             w.keys[estate] = key.key_id
@@ -159,6 +166,13 @@ async def world(settings: AuthSettings | None = None) -> AsyncIterator[World]:
                     headers={"X-CSRF-Token": login.csrf},
                     cookies={SESSION_COOKIE: login.token, CSRF_COOKIE: login.csrf},
                 )  # fmt: skip
+        # The regulator: no rank, every estate's KPIs and reports and nothing else (gateway/auth/tenancy.py).
+        await accounts.add_user("all-regulator", REGULATOR, ["*"], PASSWORD)
+        login = await accounts.login("all-regulator", PASSWORD, "127.0.0.1")
+        w.callers["all-regulator"] = Caller(
+            "all-regulator", REGULATOR, None, headers={"X-CSRF-Token": login.csrf},
+            cookies={SESSION_COOKIE: login.token, CSRF_COOKIE: login.csrf},
+        )  # fmt: skip
         _, secret = await accounts.create_key("alpha-bridge", "alpha-operator", None, None, None, "seed")
         w.callers["alpha-operator-key"] = Caller(
             "alpha-operator-key",
@@ -224,7 +238,9 @@ def path_value(param: str, estate: str, w: World) -> str:
         "pass_id": str(w.passes[estate]),
         "username": f"{estate}-dummy",
         "key_id": w.keys[estate],
+        "request_id": f"{estate}-req",  # a pending two-person command (gateway/api/confirmations.py)
         "token": "not-a-signed-link",  # ack links: the link is the credential; a bad one is refused
+        "duty": f"{estate}-duty",  # maintenance duties: none in this world (503 for those allowed)
     }
     if param not in values:
         raise AssertionError(f"no fixture for path parameter {{{param}}}: add it to path_value()")
@@ -241,6 +257,7 @@ class Case:
     query: tuple[tuple[str, Any], ...]  # required query parameters (schema) besides `estate`
     estate_query: bool
     every_estate: bool = False  # require(..., every_estate=True): scoped callers get 403
+    regulator: bool = False  # require(..., regulator=True): the regulator passes (KPIs, reports)
 
     @property
     def id(self) -> str:
@@ -283,7 +300,8 @@ def _cases(app: FastAPI) -> tuple[list[Case], list[str], dict[str, Any]]:
             estate_query = any(p["in"] == "query" and p["name"] == "estate" for p in op.get("parameters", []))
             targeted = "{" in path or estate_query or (method, path) in BODY_TARGETED
             every = route_spans_every_estate(route)
-            cases.append(Case(method, path, policy, targeted, body, query, estate_query, every))
+            cases.append(Case(method, path, policy, targeted, body, query, estate_query, every,
+                              route_admits_regulator(route)))  # fmt: skip
     return cases, undeclared, components
 
 
@@ -309,6 +327,8 @@ def _client(w: World, caller: Caller | None) -> httpx.AsyncClient:
 
 
 def _expected(case: Case, caller: Caller, estate: str | None) -> str:
+    if caller.role == REGULATOR:  # no rank: only the routes that name it, over every estate
+        return "allowed" if case.policy == "public" or case.regulator else "forbidden"
     if case.policy != "public" and ROLE_RANK[caller.role] < ROLE_RANK[case.policy]:
         return "forbidden"
     if case.every_estate and caller.estates is not None:
@@ -368,7 +388,8 @@ def _judge(
     return problems
 
 
-CALLERS = [None, *(f"{s}-{r}" for s in ("alpha", "all") for r in ROLES), "alpha-operator-key", "config-token"]
+CALLERS = [None, *(f"{s}-{r}" for s in ("alpha", "all") for r in ROLES), "alpha-operator-key", "config-token",
+           "all-regulator"]  # fmt: skip
 
 
 def _all_cases() -> list[Case]:

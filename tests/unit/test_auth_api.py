@@ -59,7 +59,8 @@ async def test_json_login_sets_strict_cookies_and_me_answers(w: World) -> None:
         assert reply.status_code == 200, reply.text
         body = reply.json()
         assert body == {"username": "alpha-operator", "display_name": "alpha-operator", "role": "operator",
-                        "estates": ["alpha"], "via": "session", "csrf": body["csrf"]}  # fmt: skip
+                        "estates": ["alpha"], "job": None, "via": "session",
+                        "csrf": body["csrf"]}  # fmt: skip
         cookies = cookies_of(reply)
         session_cookie, csrf_cookie = cookies[SESSION_COOKIE].lower(), cookies[CSRF_COOKIE].lower()
         for attr in ("httponly", "samesite=strict", "path=/"):

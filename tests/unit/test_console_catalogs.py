@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from gateway.api.auth import ROLE_RANK
+from gateway.auth.jobs import JOBS
+from gateway.auth.records import REGULATOR
+from gateway.config.maintenance import DutyKind
 from gateway.console.facilities import FACILITIES
 from gateway.console.i18n import LANGS, catalog
 from gateway.console.pages import KPI_SECTIONS
@@ -27,7 +31,8 @@ ENUMS = {
     "state.": [s.value for s in IncidentState],
     "alarm.": [s.value for s in AlarmState],
     "family.": [f.value for f in Family],
-    "role.": list(ROLE_RANK),
+    "role.": [*ROLE_RANK, REGULATOR],
+    "job.": list(JOBS),
     "filter.": list(BOARD_STATES),
     "cause.": ["real", "false_alarm", "test", "fault"],
     "member.": ["active", "latched", "normal"],
@@ -47,6 +52,12 @@ ENUMS = {
     "kpi.name.": list(KPI_LABELS),
     "kpi.section.": [*KPI_SECTIONS, "other"],
     "fire.": list(FIRE_FLAGS),
+    # guard tours and maintenance duties (estate page)
+    "patrol.status.": ["due", "in_progress", "completed", "late", "out_of_order", "missed"],
+    "patrol.cp.": ["pending", "on_time", "late", "skipped", "missed"],
+    "maint.status.": ["ok", "due_soon", "overdue", "unknown"],
+    "maint.how.": ["detected", "recorded"],
+    "maint.kind.": list(get_args(DutyKind)),
 }
 
 

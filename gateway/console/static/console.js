@@ -132,7 +132,8 @@
         const handler = handlers[m.type];
         if (handler) handler(m);
       };
-      ws.onclose = () => { show(false); retry(); };
+      // 4403: refused for good (another origin, or the regulator, who reads KPIs but not the feed).
+      ws.onclose = (event) => { show(false); if (event.code !== 4403) retry(); };
     }
     function retry() {
       setTimeout(connect, delay + Math.random() * 300);

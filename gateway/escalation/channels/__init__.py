@@ -3,6 +3,7 @@
     webhook   signed JSON POST                     sms_http  generic HTTP SMS gateway
     robots    DingTalk / WeCom / Feishu groups     smtp      e-mail (smtplib in a thread)
     mqtt      JSON on the gateway's broker         console   in-process live feed
+    modbus_relay  an on-site siren / strobe / PA relay (local output, audited)
 
 `build_channels` turns the config list into channels by `type`. Every HTTP channel shares one injected
 httpx.AsyncClient (owned and closed by the runtime); the MQTT channel needs the ingress's publish
@@ -11,15 +12,17 @@ coroutine and the console channel the NoticeFeed the API subscribes to.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import httpx
 
+from drivers.commands import Commander
 from gateway.escalation.channel_config import (
     ChannelConfig,
     ConsoleChannelConfig,
     DingTalkChannelConfig,
     FeishuChannelConfig,
+    ModbusRelayChannelConfig,
     MqttChannelConfig,
     SmsHttpChannelConfig,
     SmtpChannelConfig,
@@ -27,6 +30,7 @@ from gateway.escalation.channel_config import (
     WeComChannelConfig,
 )
 from gateway.escalation.channels.console import ConsoleChannel, Notice, NoticeFeed, NoticeSubscription
+from gateway.escalation.channels.modbus_relay import Audit, LocalOutputs, ModbusRelayChannel
 from gateway.escalation.channels.mqtt import MqttChannel, Publish
 from gateway.escalation.channels.robots import DingTalkChannel, FeishuChannel, WeComChannel
 from gateway.escalation.channels.sms_http import SmsHttpChannel
@@ -40,6 +44,8 @@ __all__ = [
     "ConsoleChannel",
     "DingTalkChannel",
     "FeishuChannel",
+    "LocalOutputs",
+    "ModbusRelayChannel",
     "MqttChannel",
     "Notice",
     "NoticeFeed",
@@ -67,6 +73,9 @@ def build_channel(
     clock: Clock | None = None,
     publish: Publish | None = None,
     feed: NoticeFeed | None = None,
+    commanders: Mapping[tuple[str, str], Commander] | None = None,
+    audit: Audit | None = None,
+    outputs: LocalOutputs | None = None,
 ) -> Channel:
     clock = clock or SystemClock()
     match config:
@@ -90,6 +99,10 @@ def build_channel(
             if feed is None:
                 raise ChannelSetupError(f"channel {config.name}: the console channel needs a NoticeFeed")
             return ConsoleChannel(config, feed)
+        case ModbusRelayChannelConfig():
+            if commanders is None or audit is None:
+                raise ChannelSetupError(f"channel {config.name}: a relay needs device commanders and audit")
+            return ModbusRelayChannel(config, commanders, audit, clock, outputs)
 
 
 def build_channels(
@@ -99,6 +112,15 @@ def build_channels(
     clock: Clock | None = None,
     publish: Publish | None = None,
     feed: NoticeFeed | None = None,
+    commanders: Mapping[tuple[str, str], Commander] | None = None,
+    audit: Audit | None = None,
+    outputs: LocalOutputs | None = None,
 ) -> dict[str, Channel]:
     """Channels by name, for escalation steps' `channels: [name, ...]`."""
-    return {c.name: build_channel(c, client=client, clock=clock, publish=publish, feed=feed) for c in configs}
+    channels: dict[str, Channel] = {}
+    for c in configs:
+        channels[c.name] = build_channel(
+            c, client=client, clock=clock, publish=publish, feed=feed, commanders=commanders,
+            audit=audit, outputs=outputs,
+        )  # fmt: skip
+    return channels
