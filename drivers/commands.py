@@ -177,3 +177,31 @@ class PulseCommander:
             except DriverError as exc:
                 error = str(exc)
         return error
+
+
+class RegisterCommander:
+    """Register commands (a fire panel's silence or reset): one value to one holding register, then
+    read back the state that proves it worked, where the profile names one."""
+
+    def __init__(self, profile: ModbusProfile, endpoint: ModbusEndpoint, unit_id: int, clock: Clock) -> None:
+        self.profile, self.endpoint, self.unit_id, self.clock = profile, endpoint, unit_id, clock
+
+    @property
+    def commands(self) -> list[str]:
+        return sorted(self.profile.writes)
+
+    async def execute(self, command: str) -> CommandResult:
+        write = self.profile.writes.get(command)
+        if write is None:
+            return CommandResult("refused", f"{command!r} is not a command of profile {self.profile.name}")
+        try:
+            await self.endpoint.write_registers(write.address, [write.value], self.unit_id)
+        except DriverError as exc:
+            return _failed(exc, f"the device refused {command}")
+        if write.confirm is None:
+            return CommandResult("ok", f"{command}: {write.value} written to register {write.address}")
+        point = next(p for p in self.profile.points if p.name == write.confirm.point)  # checked at load
+        return await confirm_state(
+            self.endpoint, self.unit_id, self.profile, command, point, write.confirm.values,
+            write.confirm_within, self.clock,
+        )  # fmt: skip

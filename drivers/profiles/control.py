@@ -19,6 +19,16 @@ class CommandConfirm(_Strict):
     values: list[str | int | float | bool] = Field(min_length=1, description="Any of these means it worked")
 
 
+class RegisterWrite(_Strict):
+    """A command written as one value to one holding register (FC06), e.g. a fire panel's silence or
+    reset written to its command register."""
+
+    address: int = Field(ge=0, le=65535, description="Holding register (0-based) the value is written to")
+    value: int = Field(ge=0, le=65535, description="The value that means this command")
+    confirm: CommandConfirm | None = Field(None, description="State that proves it worked (e.g. silenced)")
+    confirm_within: float = Field(5.0, gt=0, le=120, description="Seconds to wait for the proof state")
+
+
 class ControlKeys(_Strict):
     key_register: int = Field(ge=0, le=65534, description="First of the two key registers (FC16)")
     bitmap: int = Field(ge=0, le=65535, description="First register of the supported-keys bitmap")

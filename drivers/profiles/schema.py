@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from drivers.profiles.control import CoilPulse, ControlKeys
+from drivers.profiles.control import CoilPulse, ControlKeys, RegisterWrite
 from drivers.profiles.mqtt_command import MqttCommand
 from drivers.profiles.push import HttpPushProfile
 from gateway.model import Family
@@ -227,6 +227,10 @@ class ModbusProfile(_Strict):
     pulses: dict[str, CoilPulse] = Field(
         default_factory=dict, description="Relay commands: name → coil pulse (e.g. open: barrier relay)"
     )
+    writes: dict[str, RegisterWrite] = Field(
+        default_factory=dict,
+        description="Register commands: name → {address, value} (e.g. a fire panel's silence, reset)",
+    )
     derived: dict[str, Derived] = Field(
         default_factory=dict,
         description="Points computed from others: {source, below} (boolean) or "
@@ -253,6 +257,12 @@ class ModbusProfile(_Strict):
                 raise KeyedValueError(
                     ("derived", name, "source"), f"point {rule.source!r} is not a number (enum, bit or bool)"
                 )
+        for name, write in self.writes.items():
+            if name in self.pulses or (self.control is not None and name in self.control.keys):
+                raise KeyedValueError(("writes", name), f"{name!r} is also a pulse or control key command")
+            if write.confirm is not None and write.confirm.point not in by_name:
+                where = ("writes", name, "confirm", "point")
+                raise KeyedValueError(where, f"no point named {write.confirm.point!r}")
         for name, pulse in self.pulses.items():
             if self.control is not None and name in self.control.keys:
                 raise KeyedValueError(("pulses", name), f"{name!r} is also a control key command")

@@ -10,6 +10,7 @@ from typing import Any
 from drivers.profiles import HttpPushProfile, ModbusProfile, MqttProfile, ProfileLibrary
 from drivers.sim.anpr_camera import PushCameraSimulator, Style
 from drivers.sim.barrier import BarrierModel
+from drivers.sim.fire_panel import FirePanelModel
 from drivers.sim.generator import GeneratorModel
 from drivers.sim.modbus_server import DeviceFault, ModbusSimServer, RegisterModel
 from drivers.sim.mqtt_device import MqttDeviceSimulator
@@ -55,6 +56,8 @@ class SimulationHost:
                         model = BarrierModel(profile)
                     elif profile.family.value == "local_output":
                         model = RelayBoardModel(profile)
+                    elif profile.family.value == "fire_panel" and profile.writes:
+                        model = FirePanelModel(profile)  # obeys silence / reset
                     else:
                         model = PointsModel(profile)
                     self.models[device.id] = model

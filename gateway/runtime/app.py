@@ -20,7 +20,7 @@ import uvicorn
 
 from drivers.anpr.mqtt import PlateDecoder
 from drivers.anpr.receiver import PushReceiver
-from drivers.commands import Commander, CommandSet, ModbusCommander, PulseCommander
+from drivers.commands import Commander, CommandSet, ModbusCommander, PulseCommander, RegisterCommander
 from drivers.modbus_device import ModbusDeviceDriver
 from drivers.mqtt_commands import MqttCommander
 from drivers.mqtt_device import MqttJsonDecoder
@@ -183,6 +183,8 @@ class App:
                     commanders.append(ModbusCommander(profile, endpoint, unit, self.clock))
                 if profile.pulses:
                     commanders.append(PulseCommander(profile, endpoint, unit, self.clock))
+                if profile.writes:  # register commands: a fire panel's silence and reset
+                    commanders.append(RegisterCommander(profile, endpoint, unit, self.clock))
                 if commanders:
                     self.commanders[(bound.estate, cfg.id)] = CommandSet(commanders)
             elif isinstance(bound.profile, MqttProfile) and cfg.mqtt is not None:

@@ -130,7 +130,7 @@ def _commands_of(profile: AnyProfile) -> list[str]:
         return sorted(profile.commands)
     if not isinstance(profile, ModbusProfile):
         return []
-    return sorted({*(profile.control.keys if profile.control else ()), *profile.pulses})
+    return sorted({*(profile.control.keys if profile.control else ()), *profile.pulses, *profile.writes})
 
 
 def _is_relay(library: ProfileLibrary, devices: list[DeviceConfig], device_id: str) -> bool:

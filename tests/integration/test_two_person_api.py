@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from drivers.sim.fire_panel import FirePanelModel
 from drivers.sim.generator import GeneratorModel
 from drivers.sim.host import SimulationHost
 from gateway.auth import Accounts, Passwords
@@ -224,3 +225,76 @@ async def test_the_regulator_and_a_company_manager(broker: MosquittoProcess, tmp
             },
         )
         assert other.status_code == 404
+
+
+FIRE_COMMANDS = """        profile: notifier_demo_loop1
+        commands:
+          silence: operator
+          reset:
+            role: operator
+            confirm_by: [fire_control, supervisor]
+            within: 120
+            when: {alarm: ["fire_*"]}
+"""
+
+
+async def test_a_fire_panel_reset_during_a_fire_waits_for_the_fire_control_room(
+    broker: MosquittoProcess, tmp_path: Path
+) -> None:
+    """The issue's third dangerous command: a reset while a fire alarm is active hides the fire, so a
+    guard's request waits for 消防中控 (or a supervisor); silencing the buzzer needs nobody else. The
+    panel is the Notifier simulator over Modbus TCP, obeying the profile's register commands."""
+    text = site_yaml(
+        broker.port, free_port(), tmp_path / "gw.db", f"eg-test-{uuid.uuid4().hex[:8]}", poll=0.3
+    )
+    assert text.count("        profile: notifier_demo_loop1\n") == 1
+    config = parse_config(
+        text.replace("        profile: notifier_demo_loop1\n", FIRE_COMMANDS), "site.yaml", {}
+    )
+    async with SimulationHost(config, heartbeat_interval=1.0) as host:
+        s = Stack(config, host)
+        try:
+            await s.start_gateway()
+            assert s.app is not None
+            panel = host.models["fire-1"]
+            assert isinstance(panel, FirePanelModel)
+            accounts = Accounts(s.app.store, passwords=CHEAP)
+            key: dict[str, dict[str, str]] = {}
+            for name, job in (("guard.f", "guard"), ("fcc.zhou", "fire_control")):
+                await accounts.add_user(name, None, ["sunshine"], PASSWORD, job=job)
+                _, secret = await accounts.create_key(f"{name}-test", name, None, None, None, "test")
+                key[name] = {"Authorization": f"Bearer {secret}"}
+            url = "/devices/sunshine/fire-1/commands"
+
+            silenced = await _call(
+                s, key["guard.f"], "POST", url, json={"command": "silence", "reason": "消音 buzzer"}
+            )
+            assert silenced.status_code == 200 and silenced.json()["outcome"] == "ok", silenced.text
+            assert panel.commands == ["silence"]
+
+            panel.set("L1-D002.fire", True)  # smoke in the lift lobby: a fire incident opens
+            app = s.app
+            await s.until(
+                lambda: any(i.rule.id.startswith("fire_") and i.active for i in app.engine.instances
+                            if i.device == "fire-1"), 5, "the fire alarm",
+            )  # fmt: skip
+            asked = await _call(
+                s, key["guard.f"], "POST", url, json={"command": "reset", "reason": "误报 复位"}
+            )
+            assert asked.status_code == 202, asked.text
+            await asyncio.sleep(1.0)  # three polls: a reset written would show in the panel's command log
+            assert panel.commands == ["silence"] and panel.values["L1-D002.fire"] is True
+            confirm = f"/commands/pending/{asked.json()['id']}/confirm"
+            assert (await _call(s, key["guard.f"], "POST", confirm)).status_code == 403  # not by the asker
+            done = await _call(s, key["fcc.zhou"], "POST", confirm)
+            assert done.status_code == 200 and done.json()["outcome"] == "ok", done.text
+            assert panel.commands == ["silence", "reset"] and panel.values["L1-D002.fire"] is False
+            await s.until(
+                lambda: not any(i.rule.id.startswith("fire_") and i.active for i in app.engine.instances
+                                if i.device == "fire-1"), 5, "the fire point back to normal",
+            )  # fmt: skip
+            trail = [(e.action, e.actor, e.outcome) for e in await app.store.list_audit(None, 20)]
+            executed = [t for t in trail if t[0].startswith("command") and "reset" in str(t)]
+            assert executed, trail
+        finally:
+            await s.stop_gateway()
