@@ -289,6 +289,7 @@ class App:
         return asyncio.create_task(supervise(name, factory), name=name)
 
     def health(self) -> dict[str, Any]:
+        ingresses = [self.mqtt] if self.mqtt else list(self.estate_ingress.values())  # one, or one per estate
         online = [self.engine.online(d.estate, d.config.id) for d in self.devices]
         return {
             "gateway_id": self.config.gateway_id,
@@ -297,8 +298,9 @@ class App:
             "items_processed": self.pipeline.items,
             "store_failures": self.pipeline.store_failures,
             "core_errors": self.pipeline.core_errors,
-            "mqtt_connected": self.mqtt.connected if self.mqtt else None,
-            "mqtt_unrouted": self.mqtt.unrouted if self.mqtt else None,
+            "mqtt_connected": all(i.connected for i in ingresses) if ingresses else None,
+            "mqtt_unrouted": sum(i.unrouted for i in ingresses) if ingresses else None,
+            "mqtt_messages_accepted": sum(i.accepted for i in ingresses),  # their items reached the core
             **({f"mqtt_dead_letters_{k}": v for k, v in self.mqtt.dead_letters.stats().items()}
                if self.mqtt and self.mqtt.dead_letters else {}),
             "devices": len(self.devices),
