@@ -19,6 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from gateway.incidents import DeviceStateTracker, LiveItem
+from gateway.incidents.live import IncidentUpdate
 from gateway.runtime.app import App
 from gateway.runtime.broker import MosquittoProcess
 from tests.integration.stack import TOKENS, Stack, estate_stack
@@ -95,6 +96,16 @@ async def test_an_alarm_arrives_and_a_reconnect_gets_exactly_what_it_missed(
         await gate.event("door_forced", reader=1)
         timeline = s.app.service.manager.by_id[incident_id].timeline
         await s.until(lambda: any(e.action == "alarm_reactivated" for e in timeline), 5, "the alarm again")
+
+        def reactivation_published() -> bool:  # committed and on the feed, not only decided in memory
+            items = live.replay(last, live.epoch) or []
+            return any(
+                isinstance(i.body, IncidentUpdate)
+                and any(e.action == "alarm_reactivated" for e in i.body.entries)
+                for i in items
+            )
+
+        await s.until(reactivation_published, 5, "the alarm again on the feed")
 
         async with feed(s, since=last, epoch=live.epoch) as ws:
             hello = await receive(ws)
