@@ -17,9 +17,10 @@ __all__ = ["acknowledge_across", "open_in_store"]
 
 async def open_in_store(ctx: ApiContext, user: Principal, body: BulkAckIn) -> list[int]:
     """Open incidents in the caller's scope matching the filter, in every estate (not only ours)."""
-    estates = (
-        user.estates if body.estate is None else frozenset({body.estate}) & (user.estates or {body.estate})
-    )
+    if body.estate is None:
+        estates = user.estates
+    else:  # one estate, if the caller may see it (else nothing)
+        estates = frozenset({body.estate}) if user.can_see(body.estate) else frozenset()
     query = IncidentQuery(estates=estates, state=IncidentState.OPEN, priority=body.priority, limit=1000)
     return [i.id for i in await ctx.service.list(query)]
 

@@ -105,7 +105,7 @@ class RecentReadings:
     ) -> None:
         """`expected_series`: the points the devices declare; with `max_samples` it sizes each ring."""
         if expected_series:
-            per_point = max(min(per_point, min_per_point), min(per_point, max_samples // expected_series))
+            per_point = min(per_point, max(min_per_point, max_samples // expected_series))
         self.per_point, self.min_interval, self.max_series = per_point, min_interval, max_series
         self._rings: dict[Key, _Ring] = {}
         # Every point's latest value, sampled into its ring or not, by device then point.

@@ -307,6 +307,7 @@ class App:
             "devices_online": sum(1 for o in online if o is True),
             "devices_offline": sum(1 for o in online if o is False),
             "incidents_opened": self.service.opened,
+            "transitions_not_owned": self.service.not_owned,
             "incidents_deduplicated": self.service.manager.deduplicated,
             "alarms_correlated": self.service.manager.correlated,
             "alarms_in_flood": self.service.manager.flooded,
