@@ -115,6 +115,7 @@ class Escalator:
         self._last_sent: dict[tuple[str, str, int], float] = {}  # (person, policy, step) → last sent
         self._channel_failures: dict[tuple[str, str], int] = {}  # (estate, channel) → failed tries in a row
         self._channel_alarmed: set[str] = set()  # alarm keys currently raised
+        self._stranded: set[int] = set()  # firing steps of failed passes not yet given back
 
     async def run(self) -> None:
         """Plan and fire until cancelled; an error costs one pass, not the engine.
@@ -133,6 +134,10 @@ class Escalator:
         try:
             while True:
                 try:
+                    if self._stranded:  # steps a failed pass could not give back while the store was away
+                        stranded = sorted(self._stranded)
+                        await self.store.hold_steps(stranded, self.clock.now())
+                        self._stranded.difference_update(stranded)
                     await self.plan()
                     claimed = await self.store.claim_due_steps(self.clock.now(), scope=self.scope())
                     if claimed:
@@ -164,10 +169,9 @@ class Escalator:
             ids = [row.id for row in claimed if row.id is not None]
             try:  # back to pending (held), not stuck `firing` until a restart; a message may go twice
                 await self.store.hold_steps(ids, self.clock.now() + RETRY_AFTER)
-            except Exception:
-                log.exception(
-                    "escalation: could not give the steps back; they are released at the next start"
-                )
+            except Exception:  # the store is still away: given back by a later pass (run's loop)
+                self._stranded.update(ids)
+                log.exception("escalation: could not give %d steps back yet; retrying each pass", len(ids))
 
     async def _sleep_or_new_incident(self, sub: Subscription[FeedItem], wait: float) -> None:
         deadline = asyncio.get_running_loop().time() + wait
