@@ -27,7 +27,9 @@ async def log_in(page: Page, base: str, username: str) -> None:
     await page.fill("#password", PASSWORD)
     await page.click("#login-submit")
     await page.wait_for_url(base + "/console/", timeout=10_000)
-    await page.wait_for_function("document.body.dataset.feed === 'live'", timeout=5_000)
+    # A selector wait, not wait_for_function: Playwright evaluates a string predicate with eval() in the
+    # page, which the console's CSP (script-src 'self') refuses.
+    await page.locator("body[data-feed='live']").wait_for(state="attached", timeout=5_000)
 
 
 async def fire_alarm(s: Stack) -> tuple[int, float]:
@@ -51,7 +53,7 @@ async def board_shows_and_acks(page: Page, s: Stack, artifacts: Path) -> int:
     await expect(row).to_have_class(re.compile(r"\bunacked\b"))
     await expect(row).to_have_class(re.compile(r"\bprio-critical\b"))
     await expect(row.locator(".badge.blink")).to_have_text("紧急")
-    assert int(await page.evaluate("document.body.dataset.tones || '0'")) >= 1  # the alarm tone ran
+    assert int(await page.locator("body").get_attribute("data-tones") or "0") >= 1  # the alarm tone ran
     await expect(page.locator('#counts [data-priority="critical"] b')).to_have_text("1")
     await page.screenshot(path=str(artifacts / "console-board.png"), full_page=True)
     await row.locator("button.ack").click()
