@@ -86,6 +86,16 @@ class _Batch:
     rows: list[EscalationStep] = field(default_factory=list)
 
 
+@dataclass
+class _Delivered:
+    """A pass whose messages went out: what is left is to write it down (`Escalator._record`)."""
+
+    due: list[EscalationStep]
+    notes: dict[int, list[TimelineEntry]]  # incident id → its new timeline entries
+    now: float
+    done: set[str] = field(default_factory=set)  # parts of the record already in the store
+
+
 class Escalator:
     def __init__(
         self,
@@ -116,6 +126,10 @@ class Escalator:
         self._channel_failures: dict[tuple[str, str], int] = {}  # (estate, channel) → failed tries in a row
         self._channel_alarmed: set[str] = set()  # alarm keys currently raised
         self._stranded: set[int] = set()  # firing steps of failed passes not yet given back
+        # Passes whose messages went out but whose record did not reach the store (it went away): their
+        # steps stay `firing` (nobody claims them again) and the record is retried each pass, so a
+        # store outage costs a late timeline entry, never a second message.
+        self._unrecorded: list[_Delivered] = []
 
     async def run(self) -> None:
         """Plan and fire until cancelled; an error costs one pass, not the engine.
@@ -129,11 +143,12 @@ class Escalator:
             log.warning(
                 "escalation: %d steps were being sent when the gateway stopped; sending again", released
             )
-        sub = self.service.feed.subscribe(maxsize=100)
+        sub = self.service.feed.subscribe(maxsize=100, hint=True)  # wakes the loop; the store is the truth
         passes: set[asyncio.Task[None]] = set()
         try:
             while True:
                 try:
+                    await self.record_delivered()
                     if self._stranded:  # steps a failed pass could not give back while the store was away
                         stranded = sorted(self._stranded)
                         await self.store.hold_steps(stranded, self.clock.now())
@@ -159,10 +174,25 @@ class Escalator:
                 task.cancel()  # their steps stay `firing` and are released at the next start
             await asyncio.gather(*passes, return_exceptions=True)
 
+    async def record_delivered(self) -> None:
+        """Write down the passes whose messages went out while the store was away (oldest first)."""
+        while self._unrecorded:
+            await self._record(self._unrecorded[0])
+            self._unrecorded.pop(0)
+
     async def _fire_logged(self, claimed: list[EscalationStep]) -> None:
+        delivered: _Delivered | None = None
         try:
-            await self.fire(claimed)
+            delivered = await self._deliver(claimed)
+            await self._record(delivered)
         except Exception:  # e.g. the store went away mid-pass: the steps are tried again, not dropped
+            if delivered is not None:  # the messages went out: only their record is retried
+                self._unrecorded.append(delivered)
+                log.exception(
+                    "escalation: %d steps delivered but not recorded; recording them again each pass",
+                    len(delivered.due),
+                )
+                return
             log.exception(
                 "escalation: a pass of %d steps failed; retrying in %.0f s", len(claimed), RETRY_AFTER
             )
@@ -204,8 +234,11 @@ class Escalator:
 
     # -- firing ------------------------------------------------------------------------------------
     async def fire(self, due: list[EscalationStep]) -> None:
-        if not due:
-            return
+        if due:
+            await self._record(await self._deliver(due))
+
+    async def _deliver(self, due: list[EscalationStep]) -> _Delivered:
+        """Quiet hours and grouping (held rows go back to the store), then the messages themselves."""
         now = self.clock.now()
         incidents: dict[int, Incident] = {}  # read once per pass, for quiet hours and the messages
         for incident_id in {row.incident_id for row in due if row.step >= 0}:
@@ -226,10 +259,22 @@ class Escalator:
             for incident in batch.incidents:
                 notes.setdefault(incident.id, []).extend(entries)
         self.stats.fired += sum(1 for row in due if row.step >= 0)  # held rows are counted when they go
-        levels = {row.incident_id: row.step + 1 for row in due if row.step >= 0}
-        await self.service.record_escalation({i: (levels.get(i, 0), entries) for i, entries in notes.items()})
-        await self._channel_alarms(now)
-        await self._plan_repeats(due, now)
+        return _Delivered(due, notes, now)
+
+    async def _record(self, pass_: _Delivered) -> None:
+        """Write a delivered pass down; each part once, so a retry after a store outage repeats none."""
+        due, now = pass_.due, pass_.now
+        if "timeline" not in pass_.done:
+            levels = {row.incident_id: row.step + 1 for row in due if row.step >= 0}
+            notes = pass_.notes
+            await self.service.record_escalation({i: (levels.get(i, 0), e) for i, e in notes.items()})
+            pass_.done.add("timeline")
+        if "channels" not in pass_.done:
+            await self._channel_alarms(now)
+            pass_.done.add("channels")
+        if "repeats" not in pass_.done:
+            await self._plan_repeats(due, now)
+            pass_.done.add("repeats")
         await self.store.finish_steps([row.id for row in due if row.id is not None])
 
     async def _hold(self, holds: dict[float, set[int]]) -> set[int]:

@@ -19,10 +19,11 @@ T = TypeVar("T")
 
 
 class Subscription(Generic[T]):
-    def __init__(self, fanout: Fanout[T], maxsize: int) -> None:
+    def __init__(self, fanout: Fanout[T], maxsize: int, hint: bool = False) -> None:
         self._fanout = fanout
         self.queue: asyncio.Queue[T] = asyncio.Queue(maxsize)
         self.dropped = 0
+        self.hint = hint  # only a wake-up: losing items is expected, not worth a warning
 
     async def get(self) -> T:
         return await self.queue.get()
@@ -44,8 +45,8 @@ class Fanout(Generic[T]):
     def subscribers(self) -> int:
         return len(self._subs)
 
-    def subscribe(self, maxsize: int = 1000) -> Subscription[T]:
-        sub = Subscription(self, maxsize)
+    def subscribe(self, maxsize: int = 1000, hint: bool = False) -> Subscription[T]:
+        sub = Subscription(self, maxsize, hint)
         self._subs.add(sub)
         return sub
 
@@ -55,7 +56,7 @@ class Fanout(Generic[T]):
             if sub.queue.full():
                 sub.queue.get_nowait()
                 sub.dropped += 1
-                if sub.dropped == 1:
+                if sub.dropped == 1 and not sub.hint:
                     log.warning("live-feed subscriber is too slow; dropping its oldest %s", self.what)
             sub.queue.put_nowait(item)
         return len(self._subs)

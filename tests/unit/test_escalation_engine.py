@@ -20,7 +20,7 @@ from gateway.escalation.quiet import quiet_until
 from gateway.escalation.roster import Roster, people_finder
 from gateway.escalation.types import Notification, Person
 from gateway.incidents import Grouping, IncidentService
-from gateway.model import ManualClock, Priority, SystemClock
+from gateway.model import EscalationStep, ManualClock, Priority, SystemClock
 from tests.integration.postgres import StoreFactory
 from tests.unit.test_roster import duty_config, local
 
@@ -377,9 +377,10 @@ async def test_a_slow_channel_does_not_delay_the_next_due_step(make_store: Store
     assert await service.store.release_firing() == 1  # the cut pass's step goes again at the next start
 
 
-async def test_a_pass_that_fails_gives_its_steps_back_instead_of_dropping_them(
+async def _one_claimed_step(
     make_store: StoreFactory,
-) -> None:
+) -> tuple[ManualClock, Rig, IncidentService, Escalator, list[EscalationStep]]:
+    """One incident, its first step planned and claimed (due at once)."""
     clock = ManualClock(T0)
     rig = Rig(make_store, clock)
     service, esc = await rig.start()
@@ -387,13 +388,48 @@ async def test_a_pass_that_fails_gives_its_steps_back_instead_of_dropping_them(
     await esc.plan()
     claimed = await service.store.claim_due_steps(clock.now())
     assert len(claimed) == 1
+    return clock, rig, service, esc, claimed
 
-    async def broken(updates: object) -> None:
+
+async def test_a_pass_that_fails_gives_its_steps_back_instead_of_dropping_them(
+    make_store: StoreFactory,
+) -> None:
+    clock, rig, service, esc, claimed = await _one_claimed_step(make_store)
+    get_incident = service.store.get_incident
+
+    async def broken(incident_id: int) -> None:
         raise RuntimeError("store went away")
 
-    service.record_escalation = broken  # type: ignore[method-assign]
+    service.store.get_incident = broken  # type: ignore[method-assign,assignment]  # before any message
     await esc._fire_logged(claimed)
+    service.store.get_incident = get_incident  # type: ignore[method-assign]
+    assert rig.sent == []
     assert await service.store.claim_due_steps(clock.now()) == []  # held for the retry delay ...
     clock.advance(31)
     [again] = await service.store.claim_due_steps(clock.now())  # ... then tried again
     assert again.id == claimed[0].id
+
+
+async def test_a_pass_whose_record_fails_is_recorded_later_and_never_sent_twice(
+    make_store: StoreFactory,
+) -> None:
+    clock, rig, service, esc, claimed = await _one_claimed_step(make_store)
+    record = service.record_escalation
+
+    async def broken(updates: object) -> None:
+        raise RuntimeError("store went away")
+
+    service.record_escalation = broken  # type: ignore[method-assign]  # after the messages went out
+    await esc._fire_logged(claimed)
+    sent = len(rig.sent)
+    assert sent >= 1
+    clock.advance(31)
+    assert await service.store.claim_due_steps(clock.now()) == []  # still firing: nobody sends it again
+    with pytest.raises(RuntimeError):
+        await esc.record_delivered()  # the store is still away: kept for the next pass
+    service.record_escalation = record  # type: ignore[method-assign]
+    await esc.record_delivered()
+    assert len(rig.sent) == sent
+    incident = await service.store.get_incident(claimed[0].incident_id)
+    assert incident is not None and any(e.action == "notified" for e in incident.timeline)
+    assert await service.store.claim_due_steps(clock.now()) == []  # finished, not pending

@@ -31,8 +31,8 @@ class NoticeFeed(Fanout[Notice]):
 
     what = "notices"
 
-    def subscribe(self, maxsize: int = 100) -> NoticeSubscription:
-        return super().subscribe(maxsize)
+    def subscribe(self, maxsize: int = 100, hint: bool = False) -> NoticeSubscription:
+        return super().subscribe(maxsize, hint)
 
     def publish(self, person_id: str, notification: Notification) -> int:
         """Hand the notice to every subscriber; returns how many got it."""
