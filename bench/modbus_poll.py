@@ -6,11 +6,11 @@ What is measured
     * baseline: one bare ``pymodbus.client.AsyncModbusTcpClient`` per endpoint, reading for every unit id
       the blocks ``drivers.blocks.plan_blocks`` gives its profile (same tables, addresses and counts),
       one request at a time per endpoint, all endpoints concurrently;
-    * gateway: one ``ModbusDeviceDriver`` per device, ``poll_once`` into a counting emit, one shared
-      ``ModbusEndpoint`` per server (as ``EndpointPool`` gives the runtime: its lock serialises the
-      requests of the 50 drivers behind it), every device polling concurrently (``asyncio.gather``).
-      That is block reads → ``DriverError`` mapping → slicing → ``decode_points`` → derived points →
-      ``Reading`` objects → ``Envelope``.
+    * gateway: one ``ModbusDeviceDriver`` per device and one shared ``ModbusEndpoint`` per server (as
+      ``EndpointPool`` gives the runtime), polled as the runtime polls them: one ``BusPoller`` per
+      endpoint taking its 50 devices in turn (``poll_round``: each device's ``poll_once`` into a counting
+      emit), the endpoints concurrently (``asyncio.gather``). That is block reads → ``DriverError``
+      mapping → slicing → ``decode_points`` → derived points → ``Reading`` objects → ``Envelope``.
 
 Method
     The simulated devices are ``drivers.sim`` models (``PointsModel``, ``GeneratorModel`` for generator
@@ -70,6 +70,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from drivers.blocks import plan_blocks
+from drivers.modbus_bus import BusPoller
 from drivers.modbus_device import ModbusDeviceDriver
 from drivers.profiles import ModbusProfile, ProfileError, ProfileLibrary
 from drivers.sim import GeneratorModel, ModbusSimServer, PointsModel, RegisterModel
@@ -589,8 +590,8 @@ class TimedEndpoint(ModbusEndpoint):
         self.last = 0.0
         self.record = False
 
-    async def read(self, table: Table, address: int, count: int, unit: int) -> list[int] | list[bool]:
-        words = await super().read(table, address, count, unit)
+    async def read_held(self, table: Table, address: int, count: int, unit: int) -> list[int] | list[bool]:
+        words = await super().read_held(table, address, count, unit)
         now = time.perf_counter()
         if self.record and self.last:
             self.intervals.append(now - self.last)
@@ -666,17 +667,18 @@ def _check_emit(path: str, emit: CheckingEmit, expected: int, what: str) -> None
 
 
 async def run_gateway(settings: Settings, ports: list[int], servers: Servers) -> Run:
-    run = Run("gateway poll_once")
+    run = Run("gateway BusPoller")
     library = settings.library
     traced = tracemalloc.get_traced_memory()[0]
     endpoints, drivers, stats = build_drivers(settings, ports, library)
+    buses = [BusPoller([d for d in drivers if d.endpoint is e], SystemClock()) for e in endpoints]
     per_round = sum(readings_per_poll(d.profile) for d in drivers)
     blocks = sum(len(d.blocks) for d in drivers)
     requests_before = (await servers.stats()).requests
     try:
         warm = CheckingEmit()
         # connects every endpoint; each device emits `online` once
-        await _untimed(run.path, "warm-up", asyncio.gather(*(d.poll_once(warm) for d in drivers)))
+        await _untimed(run.path, "warm-up", asyncio.gather(*(b.poll_round(warm) for b in buses)))
         run.setup_kib = _traced_kib(traced)
         tracemalloc.stop()
         _check_driver_errors(stats, "the warm-up round")
@@ -690,14 +692,14 @@ async def run_gateway(settings: Settings, ports: list[int], servers: Servers) ->
         async def one_round() -> None:
             for endpoint in endpoints:
                 endpoint.last = 0.0  # the first read of a round has no predecessor: not counted
-            await asyncio.gather(*(d.poll_once(emit) for d in drivers))
+            await asyncio.gather(*(b.poll_round(emit) for b in buses))
 
         await _timed_rounds(settings, run, one_round)
         server = await servers.stats()
         for endpoint in endpoints:
             endpoint.record = False
         check = CheckingEmit()
-        await _untimed(run.path, "check round", asyncio.gather(*(d.poll_once(check) for d in drivers)))
+        await _untimed(run.path, "check round", asyncio.gather(*(b.poll_round(check) for b in buses)))
         _check_driver_errors(stats, "the timed rounds")
         _check_emit(run.path, check, per_round, "the check round after the timed rounds")
         final = await servers.stats()
@@ -786,17 +788,17 @@ def print_report(settings: Settings, runs: list[tuple[Run, Run]], where: str) ->
     print()
     print(f"{'':<26}{'median':>11}{'min':>11}{'max':>11}")
     print(_row("bare pymodbus loop", [r.reads_per_s for r in bare], "block reads/s"))
-    print(_row("gateway poll_once", [r.reads_per_s for r in gw], "block reads/s"))
+    print(_row("gateway BusPoller", [r.reads_per_s for r in gw], "block reads/s"))
     ratio = statistics.median(r.reads_per_s for r in gw) / statistics.median(r.reads_per_s for r in bare)
     print(f"{'  ratio gateway/bare':<26}{ratio:>11.1%}")
     print(_row("bare pymodbus loop", [r.polls_per_s for r in bare], "devices polled/s"))
-    print(_row("gateway poll_once", [r.polls_per_s for r in gw], "devices polled/s"))
-    print(_row("gateway poll_once", [r.readings_per_s for r in gw], "readings decoded/s"))
+    print(_row("gateway BusPoller", [r.polls_per_s for r in gw], "devices polled/s"))
+    print(_row("gateway BusPoller", [r.readings_per_s for r in gw], "readings decoded/s"))
     bare_cpu = [r.cpu_seconds / r.reads * 1e6 for r in bare]
     gw_cpu = [r.cpu_seconds / r.reads * 1e6 for r in gw]
     whose = "client" if where != InProcessServers.where else "client + server"
     print(_row("bare pymodbus loop", bare_cpu, f"us {whose} CPU per block read", decimals=1))
-    print(_row("gateway poll_once", gw_cpu, f"us {whose} CPU per block read", decimals=1))
+    print(_row("gateway BusPoller", gw_cpu, f"us {whose} CPU per block read", decimals=1))
     cost = statistics.median(gw_cpu) / statistics.median(bare_cpu)
     print(f"{'  ratio gateway/bare':<26}{cost:>11.2f}x")
     server_bound = [r.server_cpu_seconds / r.seconds for r in bare if r.server_cpu_seconds / r.seconds > 0.9]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from drivers.blocks import Block, plan_blocks
 from drivers.derived import derive
@@ -19,14 +19,27 @@ from drivers.profiles.schema import ModbusPoint, ModbusProfile
 from drivers.registers import decode_nibbles, decode_points
 from drivers.stats import DeviceStats
 from drivers.transports.modbus import ModbusEndpoint
-from gateway.model import Clock, Envelope, Item, Quality, Reading, Source
+from gateway.model import Clock, Envelope, Item, Quality, Reading, Source, Value
 
 log = logging.getLogger(__name__)
 Emit = Callable[[Envelope], Awaitable[None]]
 
 
+@dataclass(slots=True)
+class _Cycle:
+    """What one poll cycle read so far."""
+
+    chunks: list[tuple[ModbusPoint, list[int]]] = field(default_factory=list)  # (point, its words)
+    alarm_words: list[tuple[Block, list[int] | list[bool]]] = field(default_factory=list)
+    refused: list[ModbusPoint] = field(default_factory=list)  # points of blocks answered with an exception
+    answered: int = 0  # blocks answered so far (values or an exception)
+    alive: bool = False  # the device answered at least once
+    complete: bool = True  # no block timed out or lost its connection
+
+
 class ModbusDeviceDriver:
-    """One device behind an endpoint. `run` loops forever; `poll_once` is one cycle (used by tests)."""
+    """One device behind an endpoint; `poll_once` is one cycle. drivers.modbus_bus.BusPoller schedules
+    the cycles of all devices behind one endpoint."""
 
     def __init__(
         self,
@@ -47,6 +60,12 @@ class ModbusDeviceDriver:
         self.stats, self.clock = stats, clock
         self.retries = retries
         self.blocks = plan_blocks(profile)
+        # each point's words within its block's, worked out once: (point, first, end)
+        self._spans = [
+            tuple((p, p.address - b.address, p.address - b.address + p.words) for p in b.points)
+            for b in self.blocks
+        ]
+        self._units = {p.name: p.unit for p in profile.points}
         self._failures = 0
         self._online: bool | None = None
         self._failing_blocks: set[int] = set()  # block addresses currently failing (logged once)
@@ -56,61 +75,75 @@ class ModbusDeviceDriver:
     def name(self) -> str:
         return f"{self.estate}/{self.device}"
 
-    async def run(self, emit: Emit) -> None:
-        next_due = self.clock.monotonic()
-        while True:
-            await self.poll_once(emit)
-            next_due += self.poll_interval
-            delay = next_due - self.clock.monotonic()
-            if delay < 0:  # fell behind (slow device): do not burst to catch up
-                next_due, delay = self.clock.monotonic(), 0.0
-            await asyncio.sleep(delay)
-
     async def poll_once(self, emit: Emit) -> None:
         self.stats.polls += 1
         ts_ns = int(self.clock.now() * 1e9)
-        items: list[Item] = []
-        chunks: list[tuple[ModbusPoint, list[int]]] = []
-        refused: list[ModbusPoint] = []  # points of blocks answered with an exception
-        alive, complete = False, True
-        for block in self.blocks:
+        cycle = _Cycle()
+        async with self.endpoint.exclusive():  # the device's blocks back to back: one bus hand-over
             try:
-                words = await self._read(block)
-            except DriverProtocolError as exc:
-                alive = True  # it answered, with an exception
-                reason = f"exception_{exc.exception_code}" if exc.exception_code is not None else "protocol"
-                self._count_error(reason, exc, block)
-                refused.extend(block.points)
-                continue
-            except (DriverTimeout, DriverConnectionError) as exc:
-                self._count_error("timeout" if isinstance(exc, DriverTimeout) else "connection", exc, block)
-                alive = complete = False
-                break
-            alive = True
-            if block.address in self._failing_blocks:
-                self._failing_blocks.discard(block.address)
-                log.info("%s: %s@%d+%d reads again", self.name, block.table, block.address, block.count)
-            chunks.extend(self._slice(block, words))
-            items.extend(self._alarm_readings(block, words, ts_ns))
-        if complete:  # a cycle cut short by a timeout reports nothing but the device's state
-            items = self._point_readings(chunks, ts_ns) + self._refused_readings(refused, ts_ns) + items
-        else:
-            items.clear()
-        if alive:
+                # pymodbus times out each request itself; this backstop (one timer per cycle, not per
+                # read) only fires when a transaction hangs, and then the connection is dropped.
+                async with asyncio.timeout(self._backstop()):
+                    await self._read_blocks(cycle)
+            except TimeoutError:
+                self.endpoint.reset()
+                block = self.blocks[cycle.answered]
+                self._count_error(
+                    "timeout", DriverTimeout(f"{self.name}: poll hung, connection reset"), block
+                )
+                cycle.complete = False
+        items: list[Item] = []
+        if cycle.complete:  # a cycle cut short by a timeout reports nothing but the device's state
+            items += self._point_readings(cycle.chunks, ts_ns)
+            items += self._refused_readings(cycle.refused, ts_ns)
+            for block, words in cycle.alarm_words:
+                items += self._alarm_readings(block, words, ts_ns)
+        if cycle.alive:
             self.stats.last_seen = self.clock.now()
-        for item in items:
-            if isinstance(item, Reading) and item.quality is Quality.GOOD and item.point != "online":
-                self._last_good[item.point] = item
-        self._track_online(alive, ts_ns, items)
+        self._track_online(cycle.alive, ts_ns, items)
         if items:
             self.stats.readings += len(items)
             await emit(Envelope(items))
+
+    def _backstop(self) -> float:
+        """Every read may take its own timeout (retries included) before pymodbus gives up: beyond twice
+        that, plus a second a read, the cycle is hung, not slow."""
+        return self.endpoint.backstop * (self.retries + 1) * max(len(self.blocks), 1)
+
+    async def _read_blocks(self, cycle: _Cycle) -> None:
+        """Read the device's blocks in turn into `cycle`; stop at the first timeout or lost connection."""
+        for block, spans in zip(self.blocks, self._spans, strict=True):
+            try:
+                words = await self._read(block)
+            except DriverProtocolError as exc:
+                cycle.alive = True  # it answered, with an exception
+                code = exc.exception_code
+                self._count_error(f"exception_{code}" if code is not None else "protocol", exc, block)
+                cycle.refused.extend(block.points)
+                cycle.answered += 1
+                continue
+            except (DriverTimeout, DriverConnectionError) as exc:
+                self._count_error("timeout" if isinstance(exc, DriverTimeout) else "connection", exc, block)
+                cycle.complete = False
+                return
+            cycle.alive = True
+            cycle.answered += 1
+            if block.address in self._failing_blocks:
+                self._failing_blocks.discard(block.address)
+                log.info("%s: %s@%d+%d reads again", self.name, block.table, block.address, block.count)
+            if spans:
+                if block.table in ("coil", "discrete"):  # bits as 0/1 words
+                    cycle.chunks.extend((p, [int(w) for w in words[a:b]]) for p, a, b in spans)
+                else:
+                    cycle.chunks.extend((p, words[a:b]) for p, a, b in spans)  # type: ignore[misc]
+            else:
+                cycle.alarm_words.append((block, words))
 
     async def _read(self, block: Block) -> list[int] | list[bool]:
         """Read one block; a timeout is retried `retries` times at once (a noisy RS-485 line)."""
         for attempt in range(self.retries + 1):
             try:
-                return await self.endpoint.read(block.table, block.address, block.count, self.unit_id)  # type: ignore[arg-type]
+                return await self.endpoint.read_held(block.table, block.address, block.count, self.unit_id)  # type: ignore[arg-type]
             except DriverTimeout:
                 if attempt == self.retries:
                     raise
@@ -128,44 +161,41 @@ class ModbusDeviceDriver:
                 "%s: %s reading %s@%d+%d: %s", self.name, reason, block.table, block.address, block.count, exc
             )
 
-    @staticmethod
-    def _slice(block: Block, words: list[int] | list[bool]) -> list[tuple[ModbusPoint, list[int]]]:
-        return [
-            (point, [int(w) for w in words[point.address - block.address :][: point.words]])
-            for point in block.points
-        ]
-
     def _alarm_readings(self, block: Block, words: list[int] | list[bool], ts_ns: int) -> list[Item]:
         nib = self.profile.alarm_nibbles
-        if nib is None or block.points:
+        if nib is None:
             return []
         first = nib.first_address - block.address
         codes = decode_nibbles([int(w) for w in words[first:]], len(nib.names))
-        return [
-            Reading(ts_ns, self.estate, self.device, f"alarm.{name}", nib.codes.get(code, f"code_{code}"))
-            for name, code in zip(nib.names, codes, strict=False)
-        ]
+        items: list[Item] = []
+        for name, code in zip(nib.names, codes, strict=False):
+            reading = Reading(
+                ts_ns, self.estate, self.device, f"alarm.{name}", nib.codes.get(code, f"code_{code}")
+            )
+            self._last_good[reading.point] = reading
+            items.append(reading)
+        return items
 
     def _point_readings(self, chunks: list[tuple[ModbusPoint, list[int]]], ts_ns: int) -> list[Item]:
         """Decode the poll's points together (a value may take its decimals from another point), then
         the derived points; a bad value is reported as quality bad, never as a number."""
-        units = {p.name: p.unit for p, _ in chunks}
+        units = self._units
         decoded = decode_points(chunks, self.profile)
-        items: list[Item] = []
-        for name, result in decoded.items():
-            if result.value is None:
-                self.stats.error("bad_value")
-                items.append(Reading(ts_ns, self.estate, self.device, name, 0, units[name], Quality.BAD))
-            else:
-                items.append(Reading(ts_ns, self.estate, self.device, name, result.value, units[name]))
-        for extra in derive(self.profile, decoded):
-            quality, value = (Quality.GOOD, extra.value) if extra.value is not None else (Quality.BAD, 0)
-            items.append(
-                Reading(
-                    ts_ns, self.estate, self.device, extra.name, value, extra.unit, quality, Source.DERIVED
-                )
-            )
+        items = [self._reading(n, d.value, units[n], Source.MODBUS, ts_ns) for n, d in decoded.items()]
+        derived = derive(self.profile, decoded)
+        items += [self._reading(d.name, d.value, d.unit, Source.DERIVED, ts_ns) for d in derived]
         return items
+
+    def _reading(self, point: str, value: Value | None, unit: str, source: Source, ts_ns: int) -> Item:
+        """A good value (remembered: it is what goes stale when the device goes offline), or quality bad
+        for None: a sentinel, an unknown code, or a derived point of a bad source."""
+        if value is None:
+            if source is Source.MODBUS:
+                self.stats.error("bad_value")
+            return Reading(ts_ns, self.estate, self.device, point, 0, unit, Quality.BAD, source)
+        reading = Reading(ts_ns, self.estate, self.device, point, value, unit, Quality.GOOD, source)
+        self._last_good[point] = reading
+        return reading
 
     def _refused_readings(self, points: list[ModbusPoint], ts_ns: int) -> list[Item]:
         """A point whose block the device refuses (device failure, illegal address) is unknown now: it is

@@ -16,6 +16,7 @@ from drivers.profiles.schema import ModbusPoint, ModbusProfile
 from gateway.model import Value
 
 _MAX = {"int16": 0x7FFF, "uint16": 0xFFFF, "int32": 0x7FFFFFFF, "uint32": 0xFFFFFFFF}
+_ONE_WORD = frozenset({"int16", "uint16", "bool"})
 _MASK = {"int16": 0xFFFF, "uint16": 0xFFFF, "int32": 0xFFFFFFFF, "uint32": 0xFFFFFFFF, "bool": 0xFFFF}
 # A decimals register beyond this is garbage: an int32 carries at most 10 digits, and no transmitter
 # reports micro-units of its range (the RS-485 pressure transmitters use 0..3).
@@ -45,8 +46,13 @@ def words_to_bytes(words: list[int], word_order: str) -> bytes:
 
 
 def decode_raw(words: list[int], point: ModbusPoint, word_order: str) -> int | float:
-    data = words_to_bytes(words, point.word_order or word_order)
     kind = point.type
+    if kind in _ONE_WORD and len(words) == 1:  # most points: integer arithmetic, no bytes round trip
+        word = words[0]
+        if (point.word_order or word_order) in ("BADC", "DCBA"):
+            word = _swap_bytes(word)
+        return word - 0x10000 if kind == "int16" and word & 0x8000 else word
+    data = words_to_bytes(words, point.word_order or word_order)
     if kind in ("uint16", "bool"):
         return struct.unpack(">H", data)[0]  # type: ignore[no-any-return]
     if kind == "int16":
@@ -122,15 +128,19 @@ def decode_points(
     """Decode one poll's points (point, its words). A point with `decimals_from` is decoded after the
     point it names, with that point's value from the same poll; the result keeps the input order."""
     chunks = list(chunks)
-    plain = {p.name: decode_point(w, p, profile) for p, w in chunks if p.decimals_from is None}
     out: dict[str, Decoded] = {}
+    deferred: list[tuple[ModbusPoint, list[int]]] = []
     for point, words in chunks:
         if point.decimals_from is None:
-            out[point.name] = plain[point.name]
-            continue
-        source = plain.get(point.decimals_from)
+            out[point.name] = decode_point(words, point, profile)
+        else:
+            deferred.append((point, words))
+    if not deferred:  # most profiles: one pass
+        return out
+    for point, words in deferred:
+        source = out.get(point.decimals_from)  # type: ignore[arg-type]
         out[point.name] = decode_point(words, point, profile, source.value if source else None)
-    return out
+    return {point.name: out[point.name] for point, _ in chunks}
 
 
 def decode_nibbles(words: list[int], count: int) -> list[int]:

@@ -21,13 +21,14 @@ import uvicorn
 from drivers.anpr.mqtt import PlateDecoder
 from drivers.anpr.receiver import PushReceiver
 from drivers.commands import Commander, CommandSet, ModbusCommander, PulseCommander, RegisterCommander
+from drivers.modbus_bus import BusPoller
 from drivers.modbus_device import ModbusDeviceDriver
 from drivers.mqtt_commands import MqttCommander
 from drivers.mqtt_device import MqttJsonDecoder
 from drivers.profiles import ModbusProfile, MqttProfile
 from drivers.stats import StatsRegistry
 from drivers.transports.dead_letter import DeadLetters
-from drivers.transports.modbus import EndpointPool
+from drivers.transports.modbus import EndpointPool, ModbusEndpoint
 from drivers.transports.mqtt import BrokerSettings, MqttIngress, Route
 from drivers.watch import PointWatch
 from gateway.alerts import AlertEngine, DeviceInfo
@@ -155,6 +156,7 @@ class App:
         they are that estate's alone, on an MQTT session of its own (client id `<client_id>-<estate>`),
         so the estate's queued QoS 1 messages follow it to whichever instance owns it next."""
         tasks: dict[str, Callable[[], Awaitable[None]]] = {}
+        buses: dict[ModbusEndpoint, list[ModbusDeviceDriver]] = {}  # one poller per endpoint
         routes: list[Route] = []
         mqtt_commanders: dict[tuple[str, str], Callable[..., MqttCommander]] = {}  # need the ingress
         for bound in self.devices if devices is None else devices:
@@ -175,7 +177,7 @@ class App:
                     self.clock,
                     cfg.modbus.retries,
                 )
-                tasks[f"modbus {driver.name}"] = functools.partial(driver.run, self.queue.put)
+                buses.setdefault(endpoint, []).append(driver)
                 # Built whatever the API allows (it checks the site's policy): cameras open barrier relays.
                 unit, profile = cfg.modbus.unit_id, bound.profile
                 commanders: list[Commander] = []
@@ -196,6 +198,10 @@ class App:
                         MqttCommander, cfg.id, bound.profile, watch=watch, topic_filter=cfg.mqtt.topic,
                         variables=cfg.mqtt.vars,
                     )  # fmt: skip
+        for bus, drivers in buses.items():
+            poller = BusPoller(drivers, self.clock)
+            name = f"modbus {bus.label}" if estate is None else f"modbus {bus.label} {estate}"
+            tasks[name] = functools.partial(poller.run, self.queue.put)
         if routes:
             m = self.config.mqtt
             settings = BrokerSettings(
@@ -301,8 +307,11 @@ class App:
             "mqtt_connected": all(i.connected for i in ingresses) if ingresses else None,
             "mqtt_unrouted": sum(i.unrouted for i in ingresses) if ingresses else None,
             "mqtt_messages_accepted": sum(i.accepted for i in ingresses),  # their items reached the core
-            **({f"mqtt_dead_letters_{k}": v for k, v in self.mqtt.dead_letters.stats().items()}
-               if self.mqtt and self.mqtt.dead_letters else {}),
+            **(
+                {f"mqtt_dead_letters_{k}": v for k, v in self.mqtt.dead_letters.stats().items()}
+                if self.mqtt and self.mqtt.dead_letters
+                else {}
+            ),
             "devices": len(self.devices),
             "devices_online": sum(1 for o in online if o is True),
             "devices_offline": sum(1 for o in online if o is False),
@@ -315,6 +324,8 @@ class App:
             "transitions_held_out_of_service": self.service.manager.held,
             "feed_seq": self.live.seq,
             "feed_clients": self.live.subscribers,
+            "feed_replay_items": self.live.replay_items,
+            "feed_replay_capacity": self.live.replay_capacity,
             "kpi_save_failures": self.kpi.save_failures,
             **({f"sink_{k}": v for k, v in self.sink.stats().items()} if self.sink else {}),
             **(self.escalation.health() if self.escalation else {}),

@@ -3,7 +3,8 @@ its neighbours run, and the tests measure what the neighbours saw.
 
 Rig: endpoint A is a pymodbus simulator with units 1-3 behind a fault proxy (tests/integration/
 modbus_fault_proxy.py); endpoint B is a second simulator with unit 1, reached directly. Four drivers poll
-every 0.5 s through one EndpointPool (timeout 0.25 s, offline after 2 failed polls). Timeline per fault:
+every 0.5 s through one EndpointPool, one BusPoller per endpoint as in the runtime (timeout 0.25 s,
+offline after 2 failed polls). Timeline per fault:
 t=0..1 healthy, t=1..3.5 fault on a1 (or on all of endpoint A), then the fault clears and a1 must come
 back by itself. Asserted: the faulty device goes offline (or, for exception replies, its values go bad)
 within its polls; the healthy ones keep their poll rate during the fault; recovery without help; one
@@ -19,11 +20,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from drivers.modbus_bus import BusPoller
 from drivers.modbus_device import ModbusDeviceDriver
 from drivers.profiles import ModbusProfile, ProfileLibrary
 from drivers.sim import DeviceFault, GeneratorModel, ModbusSimServer
 from drivers.stats import DeviceStats
-from drivers.transports.modbus import EndpointPool
+from drivers.transports.modbus import EndpointPool, ModbusEndpoint
 from gateway.model import Envelope, Quality, Reading, SystemClock
 from gateway.runtime.broker import free_port
 from tests.integration.modbus_fault_proxy import FaultProxy
@@ -71,22 +73,23 @@ class Rig:
             self.seen[name] = Seen()
         self._tasks: list[asyncio.Task[None]] = []
 
-    def _emitter(self, name: str):  # type: ignore[no-untyped-def]
-        async def emit(envelope: Envelope) -> None:
-            readings = [i for i in envelope.items if isinstance(i, Reading)]
-            good = sum(1 for r in readings if r.quality is Quality.GOOD and r.point != "online")
-            bad = sum(1 for r in readings if r.quality is Quality.BAD)
-            online = next((bool(r.value) for r in readings if r.point == "online"), None)
-            self.seen[name].polls.append((time.monotonic(), good, bad, online))
-
-        return emit
+    async def _emit(self, envelope: Envelope) -> None:
+        readings = [i for i in envelope.items if isinstance(i, Reading)]
+        good = sum(1 for r in readings if r.quality is Quality.GOOD and r.point != "online")
+        bad = sum(1 for r in readings if r.quality is Quality.BAD)
+        online = next((bool(r.value) for r in readings if r.point == "online"), None)
+        self.seen[readings[0].device].polls.append((time.monotonic(), good, bad, online))
 
     async def start(self) -> None:
         await self.server_a.start()
         await self.server_b.start()
         await self.proxy.accept()
-        for name, driver in self.drivers.items():
-            self._tasks.append(asyncio.create_task(driver.run(self._emitter(name))))
+        # as the runtime polls them: one BusPoller per endpoint (a1-a3 share A's, b1 has B's)
+        buses: dict[ModbusEndpoint, list[ModbusDeviceDriver]] = {}
+        for driver in self.drivers.values():
+            buses.setdefault(driver.endpoint, []).append(driver)
+        for drivers in buses.values():
+            self._tasks.append(asyncio.create_task(BusPoller(drivers, SystemClock()).run(self._emit)))
 
     async def stop(self) -> None:
         for task in self._tasks:
