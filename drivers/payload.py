@@ -14,6 +14,8 @@ MISSING: Final = object()  # a path that is not in the payload (None is a value:
 
 def at(data: Any, path: str) -> Any:
     """The value at a dotted path ('result.PlateResult.license'), or MISSING."""
+    if "." not in path:  # most paths are one key: no list of parts to build (per point, per message)
+        return data.get(path, MISSING) if isinstance(data, dict) else MISSING
     node = data
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:

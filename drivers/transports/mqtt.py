@@ -261,7 +261,10 @@ class MqttIngress:
             route.watch.update(decoded)
         if not decoded:  # ignored or a duplicate: counted by the decoder
             return
-        events = sum(1 for item in decoded if isinstance(item, DeviceEvent))
+        events = 0
+        for item in decoded:  # a plain loop: a generator per message cost ~4 % of a drain (py-spy)
+            if type(item) is DeviceEvent:
+                events += 1
         route.stats.events += events
         route.stats.readings += len(decoded) - events
         items.extend(decoded)

@@ -39,7 +39,7 @@ class _Ring:
     """A fixed-size ring of samples in flat arrays; values are kept as floats with the ring's value type
     (bool, int, float), or in a list where a point reports text."""
 
-    __slots__ = ("count", "kind", "quality", "start", "texts", "ts", "unit", "values")
+    __slots__ = ("appended", "count", "kind", "quality", "start", "texts", "ts", "unit", "values")
 
     def __init__(self, size: int, unit: str) -> None:
         self.ts = array("d", bytes(8 * size))
@@ -49,11 +49,16 @@ class _Ring:
         self.kind: type = float
         self.start = self.count = 0
         self.unit = unit
+        # the last sample appended, as given: what the next reading is compared with (reading it back
+        # out of the arrays cost more than the rest of `RecentReadings.add`); at most one Sample
+        # (~80 bytes) a point beside its latest, often the same object
+        self.appended: Sample | None = None
 
     def __len__(self) -> int:
         return self.count
 
     def append(self, sample: Sample) -> None:
+        self.appended = sample
         size = len(self.ts)
         at = (self.start + self.count) % size
         if self.count == size:
@@ -83,9 +88,6 @@ class _Ring:
             bool(value) if self.kind is bool else int(value) if self.kind is int else value
         )
         return Sample(self.ts[at], typed, quality)
-
-    def last(self) -> Sample | None:
-        return self._sample(self.count - 1) if self.count else None
 
     def since(self, ts: float) -> list[Sample]:
         return [self._sample(i) for i in range(self.count) if self.ts[(self.start + i) % len(self.ts)] >= ts]
@@ -127,7 +129,7 @@ class RecentReadings:
                 return
             ring = self._rings[key] = _Ring(self.per_point, reading.unit)
         self._latest.setdefault((reading.estate, reading.device), {})[reading.point] = sample
-        last = ring.last()
+        last = ring.appended
         if (
             last is None
             or last.value != sample.value

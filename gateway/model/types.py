@@ -71,9 +71,14 @@ class IncidentState(StrEnum):
     CLOSED = "closed"
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, frozen=True, init=False)
 class Reading:
-    """One sampled value of one point of one device."""
+    """One sampled value of one point of one device.
+
+    The most made object of the hot path (every decoded value of every poll and message), so its
+    `__init__` is written out: a frozen dataclass's generated one calls `object.__setattr__` per field
+    (0.62 µs a reading); the slots' own setters take half that. Frozen all the same: `r.value = 1`
+    raises FrozenInstanceError."""
 
     ts_ns: int
     estate: str
@@ -83,6 +88,37 @@ class Reading:
     unit: str = ""
     quality: Quality = Quality.GOOD
     source: Source = Source.MODBUS
+
+    def __init__(
+        self,
+        ts_ns: int,
+        estate: str,
+        device: str,
+        point: str,
+        value: Value,
+        unit: str = "",
+        quality: Quality = Quality.GOOD,
+        source: Source = Source.MODBUS,
+    ) -> None:
+        _set_ts_ns(self, ts_ns)
+        _set_estate(self, estate)
+        _set_device(self, device)
+        _set_point(self, point)
+        _set_value(self, value)
+        _set_unit(self, unit)
+        _set_quality(self, quality)
+        _set_source(self, source)
+
+
+# the slots' descriptors: setting through them skips the frozen class's __setattr__ (which raises)
+_set_ts_ns = vars(Reading)["ts_ns"].__set__
+_set_estate = vars(Reading)["estate"].__set__
+_set_device = vars(Reading)["device"].__set__
+_set_point = vars(Reading)["point"].__set__
+_set_value = vars(Reading)["value"].__set__
+_set_unit = vars(Reading)["unit"].__set__
+_set_quality = vars(Reading)["quality"].__set__
+_set_source = vars(Reading)["source"].__set__
 
 
 @dataclass(slots=True, frozen=True)
