@@ -55,6 +55,7 @@ from paced import PacedPublisher
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from gateway.runtime import memtrace
 from gateway.runtime.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,10 +192,13 @@ class FeedProbe:
 class Gateway:
     """`estate-gateway run site.yaml` as a child; its /proc figures and /health."""
 
-    def __init__(self, site: Path, api_port: int, log: Path) -> None:
+    def __init__(self, site: Path, api_port: int, log: Path, snapshots: Path | None = None) -> None:
         self.api = f"http://{HOST}:{api_port}"
         self.log = log
+        self.snapshots = snapshots
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        if snapshots is not None:
+            env[memtrace.DIR_ENV] = str(snapshots)
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "gateway.runtime.cli", "--log-level", "ERROR", "run", str(site)],
@@ -203,6 +207,18 @@ class Gateway:
         self.http = httpx.AsyncClient(base_url=self.api, timeout=5)
         self._tick = os.sysconf("SC_CLK_TCK")
         self._page = os.sysconf("SC_PAGE_SIZE")
+
+    async def snapshot(self, number: int) -> Path:
+        """Ask the child for heap snapshot `number` (SIGUSR2) and wait until it is written."""
+        assert self.snapshots is not None
+        path = self.snapshots / f"snapshot-{number}.pickle"
+        self.proc.send_signal(signal.SIGUSR2)
+        for _ in range(600):  # bounded: 60 s (a 10,000-device heap takes seconds to pickle)
+            if path.exists():
+                return path
+            self.alive()
+            await asyncio.sleep(0.1)
+        raise BenchError(f"no heap snapshot {path} within 60 s")
 
     def alive(self) -> None:
         if self.proc.poll() is not None:
@@ -321,6 +337,8 @@ class Soak:
     resyncs: int = 0
     resolved: int = 0
     baseline: float = 0.0
+    ring: list[tuple[float, int, int]] = field(default_factory=list)  # (s, feed seq, replay capacity) a row
+    snapshots: list[Path] = field(default_factory=list)  # --tracemalloc: warm-up end, half-way, end
 
 
 async def sample(gateway: Gateway, feed: FeedProbe, args: argparse.Namespace, soak: Soak) -> None:
@@ -334,11 +352,16 @@ async def sample(gateway: Gateway, feed: FeedProbe, args: argparse.Namespace, so
         gateway.alive()
         if not warm_done and now - t0 >= args.warmup:
             warm_done, soak.baseline = True, gateway.rss_mib()
+            if args.tracemalloc:
+                soak.snapshots.append(await gateway.snapshot(1))
+        if args.tracemalloc and len(soak.snapshots) == 1 and now - t0 >= args.warmup + args.minutes * 30:
+            soak.snapshots.append(await gateway.snapshot(2))  # half-way: the second half shows steady state
         if warm_done:
             soak.rss.append((now - t0 - args.warmup, gateway.rss_mib()))
         if now >= next_row:
             next_row += args.interval
             cpu, health = gateway.cpu_s(), await gateway.health()
+            soak.ring.append((now - t0, int(health["feed_seq"]), int(health["feed_replay_capacity"])))
             samples, resyncs = await feed.take()
             soak.resyncs += resyncs
             lat = [(r - u) * 1000 for r, u, _, _ in samples]
@@ -381,7 +404,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             site.write_text(
                 site_yaml(servers.broker.port, api_port, servers.ports, fleet, Path(tmp) / "soak.db")
             )
-            gateway = Gateway(site, api_port, Path(tmp) / "gateway.log")
+            snapshots = Path(tmp) / "heap" if args.tracemalloc else None
+            gateway = Gateway(site, api_port, Path(tmp) / "gateway.log", snapshots)
             ready_s = await gateway.ready(180)
             rss_ready = gateway.rss_mib()
             feed = FeedProbe(f"ws://{HOST}:{api_port}/feed/ws")
@@ -411,6 +435,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(0.2)
             health = await gateway.health()
             rss_end = gateway.rss_mib()
+            if args.tracemalloc:
+                soak.snapshots.append(await gateway.snapshot(len(soak.snapshots) + 1))
+                print_heap_growth(soak.snapshots)
             stored = Counter(f"{i['estate']}/{i['device']}/{i['rule']}" for i in await gateway.incidents())
         finally:
             if publisher is not None:
@@ -420,6 +447,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             code = await gateway.stop() if gateway is not None else 0
             await servers.stop()
     return report(args, fleet, soak, alarm_keys, stored, health, published.sent, (rss_ready, rss_end), code)
+
+
+def print_heap_growth(snapshots: list[Path]) -> None:
+    """What grew in the Python heap: over the whole soak, then over its second half alone."""
+    pairs = [("whole soak", snapshots[0], snapshots[-1])]
+    if len(snapshots) == 3:
+        pairs.append(("second half", snapshots[1], snapshots[2]))
+    for label, old, new in pairs:
+        print(f"heap growth (tracemalloc), {label}:")
+        for line in memtrace.compare(old, new, top=25 if label == "second half" else 12, chains=4):
+            print(f"  {line}")
 
 
 def report(
@@ -438,6 +476,24 @@ def report(
     conditions = sum(alarm_keys.values())
     print_row(["baseline", f"{soak.baseline:.1f}", *[""] * (len(COLUMNS) - 2)])
     verdict = "no growth trend" if slope <= NO_GROWTH_MIB_PER_MIN else "GROWTH TREND"
+    # The live feed's replay ring is bounded (10,000 items) and full within seconds of the start (every
+    # device's first state), but its start-up items are small: until each has been replaced by a
+    # steady-state one (incident changes with their timeline entries, device values) its bytes grow,
+    # at the feed's pace. Say when it had turned over once, so the slope can be read against it.
+    turned_at = None
+    if soak.ring:
+        _, first_seq, cap = soak.ring[0]
+        turned_at = next((t for t, seq, _ in soak.ring if seq - first_seq >= cap), None)
+        ring = (
+            f"turned over once (every start-up item replaced) at {turned_at:.0f} s"
+            if turned_at is not None
+            else f"not turned over yet: {soak.ring[-1][1] - first_seq:,}/{cap:,} items replaced at the end"
+        )
+        if turned_at is None or turned_at > args.warmup:
+            ring += f"; after the warm-up ({args.warmup:g} s): its growth is part of the slope"
+        print(f"live feed replay ring ({cap:,} items): {ring}")
+    if args.tracemalloc:  # tracemalloc keeps a record of its own for every live block
+        verdict += "; with tracemalloc on, which adds its own memory per live block: no verdict"
     span = soak.rss[-1][0] / 60 if soak.rss else 0.0
     print(
         f"RSS slope after warm-up: {slope:+.2f} MiB/min over {span:.1f} min ({len(soak.rss)} samples):"
@@ -469,6 +525,7 @@ def report(
         "rss_ready_mib": rss_ready, "rss_warm_mib": soak.baseline, "rss_end_mib": rss_end,
         "rss_max_mib": max(r.rss for r in soak.rows), "slope_mib_per_min": slope,
         "no_growth": slope <= NO_GROWTH_MIB_PER_MIN,
+        "feed_ring_turned_over_at_s": turned_at,
         "cpu_pct_mean": statistics.fmean(r.cpu for r in soaked) if soaked else 0.0,
         "queue_high_water": int(health["queue_high_water"]),
         "latency_p50_ms": pct(lat, 50), "latency_p99_ms": pct(lat, 99), "latency_samples": len(lat),
@@ -491,6 +548,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--modbus-share", type=float, default=0.05)
     parser.add_argument("--heartbeat", type=float, default=30.0, help="s between a gate's heartbeats")
     parser.add_argument("--alarms-per-s", type=float, default=3.0)
+    parser.add_argument(
+        "--tracemalloc", action="store_true",
+        help="trace the gateway's heap (slows it) and print what grew, whole soak and second half",
+    )  # fmt: skip
     parser.add_argument(
         "--no-resolve", dest="resolve", action="store_false",
         help="leave every incident open (by default the soak resolves each one at the next row)",

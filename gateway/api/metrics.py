@@ -51,6 +51,8 @@ _HEALTH: dict[str, tuple[str, str, str]] = {
     "transitions_held_out_of_service": (
         "transitions_held_out_of_service", "counter", "Alarm transitions held for out-of-service devices"
     ),
+    "feed_replay_items": ("feed_replay_items", "gauge", "Items in the live feed's replay ring"),
+    "feed_replay_capacity": ("feed_replay_capacity", "gauge", "Most items the live feed's replay ring holds"),
     "escalation_steps_fired": ("escalation_steps_fired", "counter", "Escalation steps fired"),
     "notifications_sent": ("notifications_sent", "counter", "Notifications delivered"),
     "notifications_failed": ("notifications_failed", "counter", "Notifications that failed on every channel"),

@@ -124,6 +124,15 @@ class LiveFeed:
         return len(self._subs)
 
     @property
+    def replay_items(self) -> int:
+        """Items in the replay ring now; it holds at most `replay_capacity` (memory is bounded)."""
+        return len(self._ring)
+
+    @property
+    def replay_capacity(self) -> int:
+        return self._ring.maxlen or 0
+
+    @property
     def oldest(self) -> int:
         """The oldest seq the ring can replay (seq + 1 when it is empty)."""
         return self._ring[0].seq if self._ring else self.seq + 1

@@ -21,6 +21,7 @@ from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.config.loader import load_config_with_lines
 from gateway.escalation.checks import escalation_warnings
 from gateway.incidents import alarm_state
+from gateway.runtime import memtrace
 from gateway.runtime.app import App
 from gateway.runtime.broker import EmbeddedBroker, free_port, start_local_broker
 from gateway.runtime.build import bind_devices
@@ -75,6 +76,9 @@ def _load_or_exit(path: str, environ: dict[str, str] | None = None) -> GatewayCo
 async def _run(config: GatewayConfig) -> None:
     stop = asyncio.Event()
     _stop_on_signals(stop)
+    snapshots = memtrace.from_environment()
+    if snapshots is not None:
+        snapshots.start()
     await App(config).run(stop)
 
 
