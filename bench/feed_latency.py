@@ -29,8 +29,7 @@ from typing import Any
 from child import BenchError, child_reply
 from ingest_throughput import _connected, _stop_app, _wait_until
 from paced import PacedPublisher, PacedResult
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
+from websockets.asyncio.client import connect as ws_connect
 
 from gateway.config import GatewayConfig, parse_config
 from gateway.incidents import IncidentUpdate
@@ -113,29 +112,45 @@ def messages(estates: int, devices: int, count: int) -> tuple[list[tuple[str, st
 
 def _ws_main(url: str, token: str, conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    samples: list[tuple[float, float]] = []
     try:
-        with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10) as ws:
-            hello = json.loads(ws.recv(timeout=10))
-            if hello.get("type") != "hello":
-                raise BenchError(f"expected hello, got {hello}")
-            conn.send(("ready", None))
-            while not conn.poll():
-                try:
-                    raw = ws.recv(timeout=0.1)
-                except TimeoutError:
-                    continue
-                except ConnectionClosed:
-                    break
-                now = time.time()
-                msg = json.loads(raw)
-                if msg.get("type") == "incident" and msg["incident"]["active"]:
-                    samples.append((now, float(msg["incident"]["updated_at"])))
+        samples = asyncio.run(_ws_receive(url, token, conn))
         conn.send(("samples", samples))
     except Exception as exc:
         with contextlib.suppress(OSError):
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
     conn.close()
+
+
+async def _ws_receive(url: str, token: str, conn: Connection) -> list[tuple[float, float]]:
+    """An asyncio client, as a browser console is: each frame is stamped in the loop turn that reads it
+    off the socket (the sync client hands frames from its reader thread to `recv`, a thread wake-up
+    under a contended GIL that is the client's latency, not the gateway's)."""
+    samples: list[tuple[float, float]] = []
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_reader(conn.fileno(), stop.set)  # the parent's "stop"
+    async with ws_connect(
+        url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10
+    ) as ws:
+        hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        if hello.get("type") != "hello":
+            raise BenchError(f"expected hello, got {hello}")
+        conn.send(("ready", None))
+
+        async def receive() -> None:
+            async for raw in ws:
+                now = time.time()
+                msg = json.loads(raw)
+                if msg.get("type") == "incident" and msg["incident"]["active"]:
+                    samples.append((now, float(msg["incident"]["updated_at"])))
+
+        receiver = asyncio.create_task(receive())
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait([receiver, waiter], return_when=asyncio.FIRST_COMPLETED)
+        for task in (receiver, waiter):
+            task.cancel()
+        if receiver.done() and not receiver.cancelled() and receiver.exception() is not None:
+            raise receiver.exception()  # type: ignore[misc]
+    return samples
 
 
 class WsClient:

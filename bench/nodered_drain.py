@@ -27,6 +27,8 @@ from ingest_throughput import _stop_app, _wait_until, gateway_create_session
 from nodered import HOST, _Egress, _probe, _start, write_user_dir
 from paced import PacedPublisher
 
+from drivers.transports.mqtt import BrokerSettings, _session_options
+from drivers.transports.mqtt_inbox import Inbox
 from gateway.runtime.app import App
 from gateway.runtime.broker import free_port
 
@@ -124,6 +126,43 @@ async def drain_gateway(port: int, tmp: Path, count: int, estates: int, devices:
     finally:
         await _stop_app(stop, task)
     return _rate(work, outputs.times)
+
+
+async def drain_ceiling(port: int, tmp: Path, count: int, estates: int, devices: int, tag: str) -> DrainRun:
+    """The transport's ceiling: the gateway's own MQTT receive path with nothing behind it (paho +
+    `drivers.transports.mqtt_inbox.Inbox`: framing, batches of 200, one PUBACK write per batch, MQTT 5
+    persistent session as the gateway's), draining the same queued backlog. No consumer on this
+    connection design drains faster; what the gateway loses against it is its work per message."""
+    estates, devices = fit(count, estates, devices)
+    work, _ = messages(estates, devices, count)
+    settings = BrokerSettings(HOST, port, f"bench-drain-ceiling-{tag}", None, None, 30)
+    await _inbox_session(settings, 0)  # creates the session
+    await _queue(port, work, f"ceil-{tag}")
+    times = await _inbox_session(settings, len(work))
+    return DrainRun(len(work) / (times[-1] - times[0]), len(times))
+
+
+async def _inbox_session(settings: BrokerSettings, expected: int) -> list[float]:
+    """Connect, subscribe, take and acknowledge `expected` messages (their arrival times), disconnect."""
+    client = aiomqtt.Client(
+        settings.host, settings.port, identifier=settings.client_id, **_session_options(settings)
+    )
+    client._client.manual_ack_set(True)
+    inbox = Inbox(client, settings.max_backlog)
+    inbox.install()
+    times: list[float] = []
+    async with client:
+        await client.subscribe("estate/#", qos=1, timeout=30)
+        async with asyncio.timeout(120 + expected / 1000):
+            while len(times) < expected:
+                await inbox.wait()
+                batch = inbox.take(200)
+                now = time.time()
+                times += [now] * len(batch)
+                inbox.ack_many([mid for _, _, mid, qos in batch if qos == 1], len(batch))
+    if len(times) != expected:
+        raise BenchError(f"transport ceiling: {len(times)}/{expected} messages")
+    return times
 
 
 def _stop(proc: subprocess.Popen[Any]) -> None:

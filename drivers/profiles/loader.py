@@ -86,9 +86,7 @@ def _with_site_table(data: dict[str, Any], path: Path, lines: dict[Key, int]) ->
     return rest
 
 
-def _describe(
-    err: Any, data: dict[str, Any], lines: dict[Key, int], path: Path, under: Key = ()
-) -> str:
+def _describe(err: Any, data: dict[str, Any], lines: dict[Key, int], path: Path, under: Key = ()) -> str:
     loc: Key = (*under, *err["loc"])
     # Tags of discriminated unions are in pydantic's loc but not in the file: the protocol at the top,
     # the form of a derived point below derived.<name>.

@@ -90,8 +90,9 @@ class ModbusPoint(_Strict):
     )
     sentinel_top: int | None = Field(None, ge=0, le=16, description="Overrides the profile's sentinel_top")
     label: str = Field(
-        "", description="What the control room calls the point, zh first, e.g. '3号楼 2层 烟感'; "
-        "shown as {location} of its alarms (empty: the device's location)"
+        "",
+        description="What the control room calls the point, zh first, e.g. '3号楼 2层 烟感'; "
+        "shown as {location} of its alarms (empty: the device's location)",
     )
     zone: str = Field(
         "", description="Building/zone of the point, for correlation (empty: the device's zone)"

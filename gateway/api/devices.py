@@ -82,8 +82,7 @@ def device_router(ctx: ApiContext) -> APIRouter:
         if info is None or not user.can_see(estate):
             raise HTTPException(status.HTTP_404_NOT_FOUND, "device not found")
         points = [
-            PointOut(name=name, label=info.location_of(name), zone=info.zone_of(name))
-            for name in info.points
+            PointOut(name=name, label=info.location_of(name), zone=info.zone_of(name)) for name in info.points
         ]
         return DeviceDetailOut(**_device_out(ctx, info).model_dump(), points=points)
 
@@ -95,9 +94,7 @@ def device_router(ctx: ApiContext) -> APIRouter:
         dependencies=[operator],
         responses={202: {"description": "Needs a second person's confirmation (PendingOut)"}},
     )
-    async def command_device(
-        estate: str, device: str, user: User, body: CommandIn, request: Request
-    ) -> Any:
+    async def command_device(estate: str, device: str, user: User, body: CommandIn, request: Request) -> Any:
         """Send a command (e.g. generator start). Allowed per device and command by the site config (by
         rank, or by job: gateway/auth/jobs.py), with a reason, rate-limited, and audited with its outcome
         whatever it is. A dangerous command (two-person rule) answers 202 and waits for a confirmation."""

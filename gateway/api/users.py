@@ -67,8 +67,11 @@ class UserIn(BaseModel):
     role: Role | None = Field(None, description="Default: the job's rank (give a role or a job)")
     estates: list[str] = Field(min_length=1, description=_ESTATES)
     display_name: str = Field("", max_length=100)
-    job: Job | None = Field(None, description="保安 guard, 班长 shift_leader, 工程 engineer, 消防中控 "
-                            "fire_control, 经理 manager: maps onto a rank and extra rights")
+    job: Job | None = Field(
+        None,
+        description="保安 guard, 班长 shift_leader, 工程 engineer, 消防中控 "
+        "fire_control, 经理 manager: maps onto a rank and extra rights",
+    )
 
 
 class UserPatch(BaseModel):
