@@ -26,7 +26,7 @@ from drivers.payload import MISSING, at, parse_object, plain_scalar
 from drivers.payload_match import as_text, holds
 from drivers.profiles.schema import EventChannel, HeartbeatChannel, JsonPoint, MqttProfile, StateChannel
 from drivers.stats import DeviceStats
-from gateway.model import DeviceEvent, Item, Reading, Source, Value
+from gateway.model import DeviceEvent, Item, Quality, Reading, Source, Value
 
 __all__ = ["DEDUP_SIZE", "MqttJsonDecoder", "parse_object"]
 
@@ -36,6 +36,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def _coerce(raw: Any, point: JsonPoint, name: str) -> Value:
     kind = point.type
+    if kind == "float" and type(raw) is float and raw - raw == 0.0:  # the common case; inf - inf is nan
+        return raw
     if kind == "bool":
         if isinstance(raw, bool):
             return raw
@@ -52,7 +54,8 @@ def _coerce(raw: Any, point: JsonPoint, name: str) -> Value:
 def _epoch_ns(raw: Any, path: str) -> int:
     """Epoch seconds, or an ISO 8601 time that says its offset (Hikvision's dateTime); a naive local
     time is refused: the decoder cannot know the device's zone."""
-    if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw) and 0 < raw < 1e11:
+    kind = type(raw)  # JSON numbers are exactly int or float (bool is neither here)
+    if (kind is float or kind is int) and 0 < raw < 1e11:  # also false for nan; inf is out of range
         return int(raw * 1e9)
     if isinstance(raw, str) and len(raw) <= 64:
         try:
@@ -77,6 +80,12 @@ class MqttJsonDecoder:
         self._seen: OrderedDict[str, None] = OrderedDict()  # recent record ids, oldest first
         self._commands = {
             last for c in profile.commands.values() if "{" not in (last := c.topic.rsplit("/", 1)[-1])
+        }
+        # per state channel: (point name, top-level key or None for a dotted path, point), built once
+        self._state_points: dict[int, list[tuple[str, str | None, JsonPoint]]] = {
+            id(channel): [(name, None if "." in p.path else p.path, p) for name, p in channel.points.items()]
+            for channel in profile.channels.values()
+            if isinstance(channel, StateChannel)
         }
 
     def decode(self, topic: str, payload: bytes, now_ns: int) -> list[Item]:
@@ -184,21 +193,13 @@ class MqttJsonDecoder:
 
     def _state(self, data: dict[str, Any], channel: StateChannel, ts_ns: int) -> list[Item]:
         items: list[Item] = []
-        for name, point in channel.points.items():
-            raw = at(data, point.path)
+        estate, device, get = self.estate, self.device, data.get
+        for name, key, point in self._state_points[id(channel)]:
+            raw = get(key, MISSING) if key is not None else at(data, point.path)
             if raw is MISSING:
                 continue
-            items.append(
-                Reading(
-                    ts_ns,
-                    self.estate,
-                    self.device,
-                    name,
-                    _coerce(raw, point, name),
-                    point.unit,
-                    source=Source.MQTT,
-                )
-            )
+            value = _coerce(raw, point, name)
+            items.append(Reading(ts_ns, estate, device, name, value, point.unit, Quality.GOOD, Source.MQTT))
         if not items:
             raise DecodeError("missing_field", "no known point in state payload")
         return items

@@ -217,8 +217,11 @@ class Escalator:
     # -- planning ----------------------------------------------------------------------------------
     async def plan(self) -> None:
         rows: list[EscalationStep] = []
+        unresolved = self.service.manager.by_id  # committed and unresolved: no store read (with timeline)
         for incident_id in await self.store.unplanned_incidents(scope=self.scope()):
-            incident = await self.store.get_incident(incident_id)
+            # A plan needs the estate, priority, rule and opening time, which the manager's copy has; a
+            # store read per new incident was the biggest store cost of an MQTT drain (py-spy, issue 9).
+            incident = unresolved.get(incident_id) or await self.store.get_incident(incident_id)
             if incident is None:
                 continue
             policy = self.book.for_incident(incident)
