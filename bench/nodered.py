@@ -7,13 +7,14 @@ port of 127.0.0.1 with its own userDir in a temp folder. Its flow: ``mqtt in`` (
 the rule's deadband; output only on a transition) → ``mqtt out`` (QoS 1) on ``bench/out/<topic>``.
 
 The gateway's equivalent: its MQTT ingress → bench_level_mqtt decode → rule ``bench_level_high``
-(threshold 100, deadband 5) → incident committed to SQLite → MQTT out: the gateway has no egress of
-incident snapshots yet (DESIGN §4 names ``estate-gateway/{estate}/incident/{id}``), so the bench adds a
-thin one (``_Egress``, an IncidentService listener publishing each committed change at QoS 1 on the
-ingress's connection to ``bench/out/<topic>``). Both figures stop at the output arriving at the same
-subscriber of the broker. What still differs: the gateway keeps a persistent session, acks each input
-only after its effect is committed to SQLite, and keeps every reading's state; Node-RED's flow acks on
-receipt (clean session) and keeps one flag per topic in memory.
+(threshold 100, deadband 5) → incident committed to SQLite → its own MQTT egress (DESIGN §4): the
+incident's snapshot (about 500 bytes of JSON) at QoS 1 on ``estate-gateway/{estate}/incident/{id}``,
+retained. Counted there: each snapshot that changes its incident's ``active`` (an alarm or a clear);
+the escalation's updates of the same incidents also go out but are not counted. Both figures stop at
+the output arriving at a subscriber of the same broker. What still differs: the gateway keeps a
+persistent session, acks each input only after its effect is committed to SQLite, plans and sends the
+incident's escalation, and keeps every reading's state; Node-RED's flow acks on receipt (clean session)
+and keeps one flag per topic in memory.
 
 Both: the workload of feed_latency.py published as fast as one paho client goes (QoS 1, own process);
 rate = messages / (first publish → the last transition's arrival). Both count every transition, which
@@ -29,11 +30,13 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import orjson
 from child import BenchError
 from feed_latency import build_config, fit, messages, transitions
 from ingest_throughput import _connected, _stop_app, _wait_until
@@ -47,6 +50,7 @@ HOST = "127.0.0.1"
 PREFIX = Path(__file__).resolve().parent / ".node-red"
 BIN = PREFIX / "node_modules" / ".bin" / "node-red"
 FILTER = "estate/+/septic_pressure/+/state"
+SNAPSHOTS = "estate-gateway/+/incident/+"
 
 FUNCTION = """
 const active = context.get('active') || {};
@@ -140,6 +144,42 @@ async def _count_outputs(
     return last, count
 
 
+class Snapshots:
+    """A subscriber of the gateway's incident snapshots: the arrival time of each one that changes its
+    incident's ``active`` (the flow's transitions). Retained copies (earlier runs) are skipped."""
+
+    def __init__(self, port: int, limit: float) -> None:
+        self.port, self.limit = port, limit
+        self.times: list[float] = []
+        self.snapshots = 0
+        self.ready = asyncio.Event()
+        self._active: dict[str, bool] = {}
+
+    async def run(self, done: Callable[[int], bool]) -> None:
+        """Until `done(transitions seen)`."""
+        async with aiomqtt.Client(HOST, self.port, identifier=f"bench-snapshots-{os.getpid()}") as client:
+            await client.subscribe(SNAPSHOTS, qos=1)
+            self.ready.set()
+            async with asyncio.timeout(self.limit):
+                async for message in client.messages:
+                    if message.retain or not isinstance(message.payload, bytes) or not message.payload:
+                        continue
+                    self.snapshots += 1
+                    active = orjson.loads(message.payload)["active"]
+                    topic = str(message.topic)
+                    if self._active.get(topic) != active:
+                        self._active[topic] = active
+                        self.times.append(time.time())
+                        if done(len(self.times)):
+                            return
+
+
+def expected_outputs(app: App, transitions: int) -> Callable[[int], bool]:
+    """Seen them all; less any the egress coalesced (a newer snapshot of an incident replaced one that
+    was still waiting: reported beside the figure)."""
+    return lambda seen: seen >= transitions - (app.mqtt_out.outbox.replaced if app.mqtt_out else 0)
+
+
 async def run_node_red(broker_port: int, tmp: Path, count: int, estates: int, devices: int) -> FlowRun:
     user_dir = tmp / "node-red-user"
     write_user_dir(user_dir, broker_port, free_port())
@@ -215,12 +255,9 @@ async def run_gateway(
     expected = transitions(work)  # every alarm and every clear
     config = build_config(broker_port, tmp / f"flow-{tag}.db", estates, devices, f"bench-flow-{tag}")
     app, stop = App(config), asyncio.Event()
-    egress = _Egress(app)
-    app.service.listeners.append(egress)
     task = asyncio.create_task(app.run(stop))
     seen: list[float] = []
     recorder: asyncio.Task[None] | None = None
-    ready = asyncio.Event()
     try:
         await _wait_until(app.ready.is_set, 15, task, lambda: "gateway never got ready")
         await _wait_until(lambda: _connected(app), 15, task, lambda: "gateway never connected")
@@ -235,8 +272,9 @@ async def run_gateway(
                     seen.append(time.time())
 
         recorder = asyncio.create_task(record())
-        counter = asyncio.create_task(_count_outputs(broker_port, expected, ready, 120 + count / 1000))
-        await ready.wait()
+        outputs = Snapshots(broker_port, 120 + count / 1000)
+        counter = asyncio.create_task(outputs.run(expected_outputs(app, expected)))
+        await outputs.ready.wait()
         publisher = PacedPublisher(broker_port, f"bench-flow-pub-{tag}", work, 0)
         publisher.start()
         published = await asyncio.to_thread(publisher.result)
@@ -244,30 +282,12 @@ async def run_gateway(
             lambda: len(seen) >= expected, 60 + count / 1000, task, lambda: f"{len(seen)}/{expected} changes"
         )
         try:
-            last, outputs = await counter
+            await counter
         except TimeoutError as exc:
-            raise BenchError(f"gateway: {egress.sent} alarm messages sent, not all arrived in time") from exc
+            raise BenchError(f"gateway: {len(outputs.times)}/{expected} transitions arrived in time") from exc
     finally:
         if recorder is not None:
             recorder.cancel()
         await _stop_app(stop, task)
-    return FlowRun(count / (last - published.started), outputs, published.rate)
+    return FlowRun(count / (outputs.times[-1] - published.started), len(outputs.times), published.rate)
 
-
-class _Egress:
-    """The gateway's MQTT out for this flow: each committed alarm change (an IncidentService listener,
-    after the SQLite commit), QoS 1 on the ingress's own connection, as Node-RED's `mqtt out` does.
-    The gateway has no incident egress of its own yet (DESIGN §4), so the bench adds this thin one."""
-
-    def __init__(self, app: App) -> None:
-        self.app, self.sent = app, 0
-
-    def __call__(self, changes: list[Any]) -> None:
-        ingress = self.app.mqtt
-        for change in changes:
-            incident = change.incident
-            body = json.dumps({"active": incident.active, "t": incident.updated_at}).encode()
-            topic = f"bench/out/estate/{incident.estate}/septic_pressure/{incident.device}/state"
-            if ingress is None or not ingress.send_nowait(topic, body, qos=1):
-                raise BenchError("gateway egress: not connected")
-            self.sent += 1

@@ -37,6 +37,7 @@ from drivers.errors import DecodeError, DriverConnectionError, DriverTimeout
 from drivers.mqtt_device import parse_object
 from drivers.transports.dead_letter import DeadLetters
 from drivers.transports.mqtt_inbox import Delivery, Inbox, supported
+from drivers.transports.mqtt_outbox import Outbox
 from drivers.transports.mqtt_routes import Route, SharedTopic, prefix, targets
 from gateway.model import Clock, DeviceEvent, Envelope, Item
 
@@ -115,6 +116,7 @@ class MqttIngress:
         self.read_gate: Inbox | None = None  # this connection's inbox: back-pressure counters
         self._topics: dict[bytes, tuple[str, Route | SharedTopic | None]] = {}
         self.dead_letters: DeadLetters | None = None  # set by the runtime when configured
+        self.outbox = Outbox()  # the gateway's own QoS 1 publishes (incident snapshots), across sessions
 
     @property
     def backlog(self) -> int:
@@ -170,8 +172,17 @@ class MqttIngress:
         client._client.manual_ack_set(True)  # must precede connect: queued messages arrive at once
         inbox = Inbox(client, s.max_backlog)
         inbox.install()  # also before connect: the backlog floods in right after CONNACK
+        inbox.outbox = self.outbox
         self.read_gate = inbox
+        try:
+            await self._connected(client, inbox, emit)
+        finally:
+            self.outbox.detach()  # what the broker has not acknowledged goes again on the next session
+
+    async def _connected(self, client: aiomqtt.Client, inbox: Inbox, emit: Emit) -> None:
+        s = self.settings
         async with client:
+            self.outbox.attach(client._client, inbox.receive_maximum, s.protocol != "3.1.1")
             self._client, self.connected = client, True
             self.connections += 1
             self._connected_at = time.monotonic()

@@ -11,8 +11,9 @@ the seam the ingress already uses for manual acks:
 - a PUBLISH at QoS 0/1 becomes a tuple `(topic bytes, payload, packet id, qos)` in the inbox (MQTT 5
   properties are skipped: the gateway uses none of them, and it announces no Topic Alias Maximum, so the
   broker sends none);
-- every other packet (CONNACK, SUBACK, PUBACK of our own publishes, PINGRESP, DISCONNECT, QoS 2 flows) is
-  handed to paho's own handler unchanged;
+- a PUBACK of a message the gateway's `Outbox` sent is handed to it (`outbox`);
+- every other packet (CONNACK, SUBACK, PUBACK of paho's own publishes, PINGRESP, DISCONNECT, QoS 2 flows)
+  is handed to paho's own handler unchanged;
 - the acks of a batch go out as one write, in the order the messages arrived.
 
 Back-pressure: when the messages read but not yet acknowledged reach `high`, reading stops (the broker
@@ -26,11 +27,14 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.exception import MalformedPacket, MQTTException
+
+if TYPE_CHECKING:
+    from drivers.transports.mqtt_outbox import Outbox
 
 __all__ = ["Delivery", "Inbox"]
 
@@ -74,6 +78,8 @@ class Inbox:
         self._fd = -1
         self._waiter: asyncio.Future[None] | None = None
         self._v5 = False
+        self.outbox: Outbox | None = None  # the gateway's own publishes: their PUBACKs go there
+        self.receive_maximum = 65535  # the broker's (MQTT 5 CONNACK; the protocol's default otherwise)
 
     # -- wiring ------------------------------------------------------------------------------------
     def install(self) -> None:
@@ -91,7 +97,15 @@ class Inbox:
             closed(client, userdata, sock)
             self._wake()
 
+        connected = inner.on_connect  # aiomqtt's
+
+        def on_connect(*args: Any) -> None:  # (client, userdata, flags, reason code, properties)
+            properties = args[4] if len(args) > 4 else None
+            self.receive_maximum = getattr(properties, "ReceiveMaximum", 65535)
+            connected(*args)
+
         inner.on_socket_open, inner.on_socket_close = on_socket_open, on_socket_close
+        inner.on_connect = on_connect
         inner.on_message = self._on_paho_message  # QoS 2 only: paho's own path
         # The ingress reconnects on any disconnection; the cause is logged there, not left unretrieved.
         self._client._disconnected.add_done_callback(_retrieve)
@@ -183,6 +197,13 @@ class Inbox:
             command = buf[i]
             if command & 0xF0 == _PUBLISH and command & 0x06 != 0x04:
                 self._publish(command, buf, j, end)
+            elif (
+                command == _PUBACK
+                and self.outbox is not None
+                and length >= 2
+                and self.outbox.puback(buf[j] << 8 | buf[j + 1], buf[j + 2] if length > 2 else 0)
+            ):
+                pass  # one of the gateway's own publishes, acknowledged
             else:
                 ok = self._to_paho(command, buf[j:end], length)
             i = end

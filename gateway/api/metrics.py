@@ -40,6 +40,15 @@ _HEALTH: dict[str, tuple[str, str, str]] = {
     "core_errors": ("core_errors", "counter", "Errors raised in the alert core"),
     "mqtt_connected": ("mqtt_connected", "gauge", "1 while the MQTT ingress is connected"),
     "mqtt_unrouted": ("mqtt_unrouted", "counter", "MQTT messages no device claimed"),
+    "mqtt_egress_sent": ("mqtt_egress_sent", "counter", "Incident snapshots written (resends too)"),
+    "mqtt_egress_acked": ("mqtt_egress_acked", "counter", "Incident snapshots the broker acknowledged"),
+    "mqtt_egress_pending": ("mqtt_egress_pending", "gauge", "Incident snapshots waiting to be sent"),
+    "mqtt_egress_inflight": ("mqtt_egress_inflight", "gauge", "Snapshots sent, not yet acknowledged"),
+    "mqtt_egress_replaced": (
+        "mqtt_egress_replaced", "counter", "Waiting snapshots a newer one of the same incident replaced"
+    ),
+    "mqtt_egress_dropped": ("mqtt_egress_dropped", "counter", "Waiting snapshots dropped (too many waiting)"),
+    "mqtt_egress_refused": ("mqtt_egress_refused", "counter", "Snapshots the broker refused (MQTT 5 reason)"),
     "devices": ("devices", "gauge", "Configured devices"),
     "devices_online": ("devices_online", "gauge", "Devices currently online"),
     "devices_offline": ("devices_offline", "gauge", "Devices currently offline"),

@@ -334,6 +334,11 @@ class MqttBrokerConfig(_Strict):
     receive_maximum: int = Field(
         1000, ge=1, le=65535, description="Unacked QoS 1 messages the broker may send us at once (MQTT 5)"
     )
+    publish_incidents: bool = Field(
+        True,
+        description="Incident snapshots to estate-gateway/{estate}/incident/{id} (QoS 1, retained while "
+        "unresolved, cleared at resolve), on the connection the MQTT devices use",
+    )
     dead_letter_topic: str | None = Field(
         None,
         description="Rejected payloads are republished here (QoS 0, rate-limited, truncated), e.g. "

@@ -56,6 +56,7 @@ from gateway.runtime.escalation import EscalationRuntime
 from gateway.runtime.pipeline import Observer, Pipeline
 from gateway.runtime.rounds import Rounds
 from gateway.sinks import InfluxSink, LineEncoder, open_incident_counts
+from gateway.sinks.mqtt_egress import IncidentEgress
 from gateway.store import build_store, store_label
 
 log = logging.getLogger(__name__)
@@ -118,12 +119,8 @@ class App:
         observers: list[Observer] = [self.device_state, self.kpi, self.recent]
         self.pipeline = Pipeline(self.queue, self.engine, self.service, observers=observers)
         self._kpi_task: asyncio.Task[None] | None = None
-        self.sink: InfluxSink | None = None
         self._sink_task: asyncio.Task[None] | None = None
-        if config.influx.enabled:
-            self.sink = self._influx_sink(infos)
-            self.pipeline.observers.append(self.sink)
-            self.service.listeners.append(self.sink.on_incident_changes)
+        self.sink, self.egress = self._outputs(config, infos)
         # Filled as the drivers start; escalation's relay channels (local outputs) read the same dict.
         self.commanders: dict[tuple[str, str], Commander] = {}
         self.escalation = self._escalation(config, devices) if config.escalation.enabled else None
@@ -204,23 +201,9 @@ class App:
             tasks[name] = functools.partial(poller.run, self.queue.put)
         if routes:
             m = self.config.mqtt
-            settings = BrokerSettings(
-                m.host,
-                m.port,
+            settings = self._broker_settings(
                 m.client_id if estate is None else f"{m.client_id}-{estate}",
-                m.username,
-                m.password,
-                m.keepalive,
-                status_topic=f"estate-gateway/{self.config.gateway_id}/status" if estate is None else None,
-                protocol=m.protocol,
-                session_expiry=m.session_expiry,
-                receive_maximum=m.receive_maximum,
-                max_backlog=m.max_backlog,
-                tls=m.tls,
-                ca_file=self._path_of(m.ca_file),
-                cert_file=self._path_of(m.cert_file),
-                key_file=self._path_of(m.key_file),
-                tls_insecure=m.tls_insecure,
+                f"estate-gateway/{self.config.gateway_id}/status" if estate is None else None,
             )
             ingress = MqttIngress(settings, routes, self.clock)
             if estate is None:
@@ -236,6 +219,27 @@ class App:
             for key, make in mqtt_commanders.items():
                 self.commanders[key] = make(publisher=ingress)
         return tasks
+
+    def _broker_settings(self, client_id: str, status_topic: str | None) -> BrokerSettings:
+        m = self.config.mqtt
+        return BrokerSettings(
+            m.host,
+            m.port,
+            client_id,
+            m.username,
+            m.password,
+            m.keepalive,
+            status_topic=status_topic,
+            protocol=m.protocol,
+            session_expiry=m.session_expiry,
+            receive_maximum=m.receive_maximum,
+            max_backlog=m.max_backlog,
+            tls=m.tls,
+            ca_file=self._path_of(m.ca_file),
+            cert_file=self._path_of(m.cert_file),
+            key_file=self._path_of(m.key_file),
+            tls_insecure=m.tls_insecure,
+        )
 
     def _path_of(self, name: str | None) -> str | None:
         """A file named in the site config; relative to the working dir, as the store path is."""
@@ -287,6 +291,26 @@ class App:
             estates=estates,
         )
 
+    def _outputs(
+        self, config: GatewayConfig, infos: list[DeviceInfo]
+    ) -> tuple[InfluxSink | None, IncidentEgress | None]:
+        """The InfluxDB sink and the MQTT incident egress, where configured, downstream of the commit."""
+        sink = egress = None
+        self.mqtt_out: MqttIngress | None = None  # the egress's own broker connection
+        self._egress_task: asyncio.Task[None] | None = None
+        if config.influx.enabled:
+            sink = self._influx_sink(infos)
+            self.pipeline.observers.append(sink)
+            self.service.listeners.append(sink.on_incident_changes)
+        # Where the devices use the broker. A connection of its own (no subscriptions), not the devices':
+        # on theirs, under a backlog, the broker's PUBACKs for the snapshots came after the whole backlog.
+        if config.mqtt.publish_incidents and any(isinstance(d.profile, MqttProfile) for d in self.devices):
+            client_id = f"{config.mqtt.client_id}-egress-{config.gateway_id}"
+            self.mqtt_out = MqttIngress(self._broker_settings(client_id, None), [], self.clock)
+            egress = IncidentEgress(self.mqtt_out.outbox, config.gateway_id)
+            self.service.listeners.append(egress)
+        return sink, egress
+
     def _runs(self, estate: str) -> bool:
         """This instance processes the estate (always, unless several instances share the estates)."""
         return self.cluster is None or estate in self.cluster.ownership.owned
@@ -307,6 +331,11 @@ class App:
             "mqtt_connected": all(i.connected for i in ingresses) if ingresses else None,
             "mqtt_unrouted": sum(i.unrouted for i in ingresses) if ingresses else None,
             "mqtt_messages_accepted": sum(i.accepted for i in ingresses),  # their items reached the core
+            **(
+                {f"mqtt_egress_{k}": v for k, v in self.mqtt_out.outbox.stats().items()}
+                if self.mqtt_out
+                else {}
+            ),
             **(
                 {f"mqtt_dead_letters_{k}": v for k, v in self.mqtt.dead_letters.stats().items()}
                 if self.mqtt and self.mqtt.dead_letters
@@ -354,6 +383,11 @@ class App:
         self._kpi_task = asyncio.create_task(self.kpi.run(), name="kpi-save")
         if self.pictures is not None:
             self._evidence_task = asyncio.create_task(self.pictures.run(), name="evidence-pictures")
+        if self.mqtt_out is not None and self.egress is not None:
+            self.egress.republish(self.service.manager.by_id.values())  # the broker's retained copies
+            self._egress_task = self.start_driver(
+                "mqtt egress", functools.partial(self.mqtt_out.run, self.queue.put)
+            )
         if self.sink is not None:
             self._sink_task = asyncio.create_task(self.sink.run(), name="influx-sink")
             log.info("influx sink: %s bucket %s", self.config.influx.url, self.config.influx.bucket)
@@ -388,6 +422,19 @@ class App:
             await stop.wait()
         finally:
             await self._stop(driver_tasks, pipeline_task, (push_server, push_task), (server, server_task))
+
+    async def _stop_egress(self, deadline: float) -> None:
+        """The last snapshots get a moment to reach the broker; what is still waiting then is lost (the
+        next start republishes every unresolved incident)."""
+        if self._egress_task is None or self.mqtt_out is None:
+            return
+        out = self.mqtt_out
+        while out.connected and (out.outbox.pending or out.outbox.inflight):
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.02)
+        self._egress_task.cancel()
+        await asyncio.gather(self._egress_task, return_exceptions=True)
 
     async def _start_api(self) -> tuple[_Server | None, asyncio.Task[None] | None]:
         api = self.config.api
@@ -476,6 +523,7 @@ class App:
             await self.escalation.close()
         if self.cluster is not None:  # committed and no longer sending: the next owner may start now
             await self.cluster.stop()
+        await self._stop_egress(deadline - 2.0)
         self.device_state.close()
         if self.sink is not None:  # what it cannot write in time stays in the spool for the next start
             await self.sink.close(max(0.5, deadline - time.monotonic() - 1.5))
