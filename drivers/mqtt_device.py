@@ -31,6 +31,7 @@ from gateway.model import DeviceEvent, Item, Quality, Reading, Source, Value
 __all__ = ["DEDUP_SIZE", "MqttJsonDecoder", "parse_object"]
 
 DEDUP_SIZE = 1024
+_GOOD, _MQTT = Quality.GOOD, Source.MQTT  # an enum member lookup costs ~60 ns a time in 3.11, per reading
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -199,7 +200,7 @@ class MqttJsonDecoder:
             if raw is MISSING:
                 continue
             value = _coerce(raw, point, name)
-            items.append(Reading(ts_ns, estate, device, name, value, point.unit, Quality.GOOD, Source.MQTT))
+            items.append(Reading(ts_ns, estate, device, name, value, point.unit, _GOOD, _MQTT))
         if not items:
             raise DecodeError("missing_field", "no known point in state payload")
         return items

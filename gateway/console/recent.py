@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.alerts import Transition
-from gateway.model import Item, Reading
+from gateway.model import Item, Quality, Reading
 
 __all__ = ["RecentReadings", "Sample"]
 
@@ -33,13 +33,18 @@ class Sample:
 
 
 _QUALITIES = ("good", "bad", "uncertain", "stale")
+_QUALITY_INDEX = {q: _QUALITIES.index(q.value) if q.value in _QUALITIES else 0 for q in Quality}
+
+
+def _as_sample(reading: Reading) -> Sample:
+    return Sample(reading.ts_ns / 1e9, reading.value, reading.quality.value)
 
 
 class _Ring:
     """A fixed-size ring of samples in flat arrays; values are kept as floats with the ring's value type
     (bool, int, float), or in a list where a point reports text."""
 
-    __slots__ = ("appended", "count", "kind", "quality", "start", "texts", "ts", "unit", "values")
+    __slots__ = ("appended", "count", "kind", "latest", "quality", "start", "texts", "ts", "unit", "values")
 
     def __init__(self, size: int, unit: str) -> None:
         self.ts = array("d", bytes(8 * size))
@@ -49,24 +54,25 @@ class _Ring:
         self.kind: type = float
         self.start = self.count = 0
         self.unit = unit
-        # the last sample appended, as given: what the next reading is compared with (reading it back
-        # out of the arrays cost more than the rest of `RecentReadings.add`); at most one Sample
-        # (~80 bytes) a point beside its latest, often the same object
-        self.appended: Sample | None = None
+        # The last reading appended, as given: what the next one is compared with (reading it back out
+        # of the arrays cost more than the rest of `RecentReadings.add`); and the latest reading, sampled
+        # or not. Readings, not Samples: no object is made per reading on the hot path (py-spy, issue 9).
+        self.appended: Reading | None = None
+        self.latest: Reading | None = None
 
     def __len__(self) -> int:
         return self.count
 
-    def append(self, sample: Sample) -> None:
-        self.appended = sample
+    def append(self, reading: Reading) -> None:
+        self.appended = reading
         size = len(self.ts)
         at = (self.start + self.count) % size
         if self.count == size:
             self.start = (self.start + 1) % size
         else:
             self.count += 1
-        self.ts[at] = sample.ts
-        value = sample.value
+        self.ts[at] = reading.ts_ns / 1e9
+        value = reading.value
         if isinstance(value, str) or self.kind is str:  # a point that reports text keeps its text
             if self.texts is None:
                 self.texts = [""] * size
@@ -76,7 +82,7 @@ class _Ring:
             self.values[at] = float(value)
             # the first value's type; a point that mixes them (1, then 1.5) is read back as floats
             self.kind = type(value) if self.count == 1 else self.kind if self.kind is type(value) else float
-        self.quality[at] = _QUALITIES.index(sample.quality) if sample.quality in _QUALITIES else 0
+        self.quality[at] = _QUALITY_INDEX.get(reading.quality, 0)
 
     def _sample(self, index: int) -> Sample:
         at = (self.start + index) % len(self.ts)
@@ -110,8 +116,8 @@ class RecentReadings:
             per_point = min(per_point, max(min_per_point, max_samples // expected_series))
         self.per_point, self.min_interval, self.max_series = per_point, min_interval, max_series
         self._rings: dict[Key, _Ring] = {}
-        # Every point's latest value, sampled into its ring or not, by device then point.
-        self._latest: dict[tuple[str, str], dict[str, Sample]] = {}
+        self._devices: dict[tuple[str, str], dict[str, _Ring]] = {}  # the same rings by device, then point
+        self._min_interval_ns = int(min_interval * 1e9)
         self.dropped_series = 0
 
     def observe(self, items: Sequence[Item], transitions: Sequence[Transition]) -> None:
@@ -120,23 +126,23 @@ class RecentReadings:
                 self.add(item)
 
     def add(self, reading: Reading) -> None:
-        key = (reading.estate, reading.device, reading.point)
-        sample = Sample(reading.ts_ns / 1e9, reading.value, reading.quality.value)
-        ring = self._rings.get(key)
+        ring = self._rings.get((reading.estate, reading.device, reading.point))
         if ring is None:
             if len(self._rings) >= self.max_series:
                 self.dropped_series += 1
                 return
-            ring = self._rings[key] = _Ring(self.per_point, reading.unit)
-        self._latest.setdefault((reading.estate, reading.device), {})[reading.point] = sample
+            ring = _Ring(self.per_point, reading.unit)
+            self._rings[(reading.estate, reading.device, reading.point)] = ring
+            self._devices.setdefault((reading.estate, reading.device), {})[reading.point] = ring
+        ring.latest = reading
         last = ring.appended
         if (
             last is None
-            or last.value != sample.value
-            or last.quality != sample.quality
-            or sample.ts - last.ts >= self.min_interval
+            or last.value != reading.value
+            or last.quality is not reading.quality
+            or reading.ts_ns - last.ts_ns >= self._min_interval_ns
         ):
-            ring.append(sample)
+            ring.append(reading)
 
     def series(self, estate: str, device: str, point: str, since: float) -> tuple[str, list[Sample]]:
         """(unit, samples at or after `since`), oldest first; the latest value is always included."""
@@ -145,14 +151,15 @@ class RecentReadings:
         if ring is None:
             return "", []
         samples = ring.since(since)
-        latest = self._latest.get((estate, device), {}).get(point)
+        latest = _as_sample(ring.latest) if ring.latest is not None else None
         if latest is not None and latest.ts >= since and (not samples or latest.ts > samples[-1].ts):
             samples.append(latest)  # a repeat of the last sampled value, newer than it
         return ring.unit, samples
 
     def latest(self, estate: str, device: str) -> dict[str, Sample]:
         """The latest value of every point of a device that has reported, by point."""
-        return dict(self._latest.get((estate, device), {}))
+        rings = self._devices.get((estate, device), {})
+        return {point: _as_sample(ring.latest) for point, ring in rings.items() if ring.latest is not None}
 
     def unit(self, estate: str, device: str, point: str) -> str:
         ring = self._rings.get((estate, device, point))
