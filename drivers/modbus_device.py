@@ -22,6 +22,8 @@ from drivers.transports.modbus import ModbusEndpoint
 from gateway.model import Clock, Envelope, Item, Quality, Reading, Source, Value
 
 log = logging.getLogger(__name__)
+# enum members looked up once: ~60 ns a lookup in 3.11, several per point per poll
+_GOOD, _MODBUS, _DERIVED = Quality.GOOD, Source.MODBUS, Source.DERIVED
 Emit = Callable[[Envelope], Awaitable[None]]
 
 
@@ -179,21 +181,29 @@ class ModbusDeviceDriver:
     def _point_readings(self, chunks: list[tuple[ModbusPoint, list[int]]], ts_ns: int) -> list[Item]:
         """Decode the poll's points together (a value may take its decimals from another point), then
         the derived points; a bad value is reported as quality bad, never as a number."""
-        units = self._units
+        units, last_good, estate, device = self._units, self._last_good, self.estate, self.device
         decoded = decode_points(chunks, self.profile)
-        items = [self._reading(n, d.value, units[n], Source.MODBUS, ts_ns) for n, d in decoded.items()]
+        items: list[Item] = []
+        for name, point in decoded.items():  # `_reading` inlined for the common case: the hot loop
+            value = point.value
+            if value is None:
+                items.append(self._reading(name, None, units[name], _MODBUS, ts_ns))
+                continue
+            reading = Reading(ts_ns, estate, device, name, value, units[name], _GOOD, _MODBUS)
+            last_good[name] = reading
+            items.append(reading)
         derived = derive(self.profile, decoded)
-        items += [self._reading(d.name, d.value, d.unit, Source.DERIVED, ts_ns) for d in derived]
+        items += [self._reading(d.name, d.value, d.unit, _DERIVED, ts_ns) for d in derived]
         return items
 
     def _reading(self, point: str, value: Value | None, unit: str, source: Source, ts_ns: int) -> Item:
         """A good value (remembered: it is what goes stale when the device goes offline), or quality bad
         for None: a sentinel, an unknown code, or a derived point of a bad source."""
         if value is None:
-            if source is Source.MODBUS:
+            if source is _MODBUS:
                 self.stats.error("bad_value")
             return Reading(ts_ns, self.estate, self.device, point, 0, unit, Quality.BAD, source)
-        reading = Reading(ts_ns, self.estate, self.device, point, value, unit, Quality.GOOD, source)
+        reading = Reading(ts_ns, self.estate, self.device, point, value, unit, _GOOD, source)
         self._last_good[point] = reading
         return reading
 

@@ -116,7 +116,8 @@ class ModbusEndpoint:
 
     async def _request(self, request: Callable[[], Awaitable[ModbusPDU]], unit: int, what: str) -> ModbusPDU:
         """One request on the held bus; pymodbus' failures and exception replies as DriverErrors."""
-        await self._ensure_connected()
+        if not self._client.connected:  # checked here: no coroutine to await per read while connected
+            await self._ensure_connected()
         try:
             reply = await request()
         except (ModbusIOException, TimeoutError) as exc:

@@ -3,21 +3,15 @@
 An envelope's ack (a QoS 1 PUBACK) is sent only after the batch's incident changes are committed. If
 the store fails, the same transitions are retried with backoff until they commit; meanwhile the loop
 takes no new input, so drivers feel back-pressure instead of the gateway losing an alarm.
-
-Commits run in the order their transitions were decided, one at a time, on a chain of tasks: the
-consume loop decides the next batch while the previous one commits (in the store's thread), and waits
-for that commit before taking another, so it is never more than one batch ahead of the store. Without
-the overlap the loop sat idle for every commit: 12 % of an MQTT drain's time (py-spy, issue 9).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 from gateway.alerts import AlertEngine, Transition
@@ -63,7 +57,6 @@ class Pipeline:
         self._stopping = False
         self._idle: set[str] = set()  # loops waiting for input: the only ones shutdown may cancel
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._tail: asyncio.Task[None] | None = None  # the last commit queued (they run in order)
 
     async def run(self) -> None:
         """Run the consume and tick loops until `stop()`."""
@@ -87,12 +80,8 @@ class Pipeline:
         for name, task in self._tasks.items():
             if name in self._idle:
                 task.cancel()  # waiting for input: nothing taken, safe to cancel
-        deadline = time.monotonic() + max(0.0, within)
         tasks = list(self._tasks.values())
         _, pending = await asyncio.wait(tasks, timeout=max(0.0, within)) if tasks else (set(), set())
-        if self._tail is not None and not self._tail.done():  # the commit a loop left running
-            _, late = await asyncio.wait((self._tail,), timeout=max(0.0, deadline - time.monotonic()))
-            pending |= late
         if pending:
             log.error(
                 "pipeline still committing after %.1fs; cancelling (unacked input will be redelivered)",
@@ -107,14 +96,13 @@ class Pipeline:
             self._idle.add("consume")
             batch = await self.queue.get_batch()
             self._idle.discard("consume")  # no await between taking the batch and this line
-            previous = self._tail
             try:
-                self._decide(batch)  # its commit, observers and acks follow on the chain
+                await self.process(batch)
             except Exception:  # a bug must not stop alarm processing; the batch stays unacked
                 self.core_errors += 1
-                log.exception("alert core: batch of %d deliveries failed; continuing", len(batch))
-            if previous is not None and not previous.done():
-                await asyncio.wait((previous,))  # at most one batch ahead of the store
+                log.exception(
+                    "alert core: batch of %d deliveries failed; continuing with the next", len(batch)
+                )
 
     async def _tick(self) -> None:
         while not self._stopping:
@@ -123,19 +111,14 @@ class Pipeline:
             self._idle.discard("tick")
             try:
                 transitions = self.engine.tick()
-                windows = self.engine.take_window_changes()
-                await self._chain(functools.partial(self._commit_tick, transitions, windows))
+                await self._commit(transitions, self.engine.take_window_changes())
+                self._tell((), transitions)
                 await self.service.expire_shelves()
             except Exception:
                 self.core_errors += 1
                 log.exception("alert core: timer tick failed; trying again at the next tick")
 
     async def process(self, batch: list[Envelope]) -> None:
-        """Decide, commit, tell the observers and ack one batch (after any commit queued before it)."""
-        await self._decide(batch)
-
-    def _decide(self, batch: list[Envelope]) -> asyncio.Task[None]:
-        """Run the batch through the rules now; queue its commit, observers and acks on the chain."""
         transitions: list[Transition] = []
         process = self.engine.process
         for envelope in batch:
@@ -146,36 +129,7 @@ class Pipeline:
                     self.core_errors += 1
                     log.exception("alert core: could not evaluate %s/%s %r", item.estate, item.device, item)
             self.items += len(envelope.items)
-        windows = self.engine.take_window_changes()
-        return self._chain(functools.partial(self._settle, batch, transitions, windows))
-
-    def _chain(self, work: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
-        """Run `work` after every commit queued before it (decided earlier), whatever became of those."""
-        previous = self._tail
-
-        async def link() -> None:
-            if previous is not None and not previous.done():
-                await asyncio.wait((previous,))
-            await work()
-
-        task = self._tail = asyncio.create_task(link(), name="pipeline-commit")
-        return task
-
-    async def _commit_tick(
-        self, transitions: list[Transition], windows: dict[str, dict[str, list[float]]]
-    ) -> None:
-        await self._commit(transitions, windows)
-        self._tell((), transitions)
-
-    async def _settle(
-        self, batch: list[Envelope], transitions: list[Transition], windows: dict[str, dict[str, list[float]]]
-    ) -> None:
-        try:
-            await self._commit(transitions, windows)
-        except Exception:  # a bug must not stop alarm processing; the batch stays unacked
-            self.core_errors += 1
-            log.exception("alert core: batch of %d deliveries failed; continuing with the next", len(batch))
-            return
+        await self._commit(transitions, self.engine.take_window_changes())
         self.batches += 1
         if self.observers:
             self._tell([item for envelope in batch for item in envelope.items], transitions)

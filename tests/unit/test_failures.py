@@ -3,7 +3,6 @@ Seams over the real store (SQLite and PostgreSQL) and engine, so the faults are 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -95,59 +94,3 @@ async def test_a_poisoned_item_costs_that_item_only(
     assert [i.rule for i in await service.list(IncidentQuery())] == ["hi"]
     await store.close()
 
-
-class GatedStore(FlakyStore):
-    """Commits wait for `gate`: a slow disk, to see what the pipeline does meanwhile."""
-
-    def __init__(self, store: Store) -> None:
-        super().__init__(store)
-        self.gate = asyncio.Event()
-
-    async def commit(self, *args: Any, **kwargs: Any) -> None:
-        await self.gate.wait()
-        await super().commit(*args, **kwargs)
-
-
-async def _settle(predicate: Any) -> None:
-    for _ in range(200):
-        if predicate():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("the pipeline did not get there")
-
-
-async def test_the_next_batch_is_decided_while_one_commits_and_commits_keep_their_order(
-    make_store: StoreFactory,
-) -> None:
-    clock = ManualClock()
-    store = GatedStore(make_store())
-    await store.open()
-    service = IncidentService(store, clock)
-    await service.start()
-    engine = AlertEngine([rule(id="hi", kind="threshold", family="generator", point="p", op=">", limit=5)],
-                         [DeviceInfo("e1", "d1", "generator")], clock)  # fmt: skip
-    queue = IngestQueue()
-    pipeline = Pipeline(queue, engine, service, tick_interval=3600)
-    acked: list[str] = []
-    runner = asyncio.create_task(pipeline.run())
-    try:
-        await queue.put(Envelope([Reading(1, "e1", "d1", "p", 9)], lambda: acked.append("alarm")))
-        await _settle(lambda: pipeline.items == 1)  # decided; its commit waits at the gate
-        await queue.put(Envelope([Reading(2, "e1", "d1", "p", 1)], lambda: acked.append("clear")))
-        await _settle(lambda: pipeline.items == 2)  # the next batch is decided meanwhile...
-        await queue.put(Envelope([Reading(3, "e1", "d1", "p", 9)], lambda: acked.append("again")))
-        await asyncio.sleep(0.05)
-        assert pipeline.items == 2 and queue.depth == 1  # ...but no more: one batch ahead of the store
-        assert acked == []  # nothing is acknowledged before its commit
-        store.gate.set()
-        await _settle(lambda: acked == ["alarm", "clear", "again"])
-    finally:
-        await pipeline.stop(5)
-        await asyncio.gather(runner, return_exceptions=True)
-    (incident,) = await service.list(IncidentQuery())
-    full = await service.get(incident.id)
-    assert full is not None and incident.active
-    actions = [e.action for e in full.timeline]
-    order = [actions.index(a) for a in ("opened", "alarm_returned_to_normal", "alarm_reactivated")]
-    assert order == sorted(order), actions
-    await store.close()
