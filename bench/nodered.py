@@ -9,8 +9,8 @@ the rule's deadband; output only on a transition) → ``mqtt out`` (QoS 1) on ``
 The gateway's equivalent: its MQTT ingress → bench_level_mqtt decode → rule ``bench_level_high``
 (threshold 100, deadband 5) → incident committed to SQLite → its own MQTT egress (DESIGN §4): the
 incident's snapshot (about 500 bytes of JSON) at QoS 1 on ``estate-gateway/{estate}/incident/{id}``,
-retained. Counted there: each snapshot that changes its incident's ``active`` (an alarm or a clear);
-the escalation's updates of the same incidents also go out but are not counted. Both figures stop at
+retained. Counted there: each message whose change is an alarm or a clear (its ``events``); the
+escalation's updates of the same incidents also go out but are not counted. Both figures stop at
 the output arriving at a subscriber of the same broker. What still differs: the gateway keeps a
 persistent session, acks each input only after its effect is committed to SQLite, plans and sends the
 incident's escalation, and keeps every reading's state; Node-RED's flow acks on receipt (clean session)
@@ -144,16 +144,18 @@ async def _count_outputs(
     return last, count
 
 
+TRANSITIONS = frozenset({"opened", "alarm_reactivated", "alarm_returned_to_normal"})  # alarm / clear
+
+
 class Snapshots:
-    """A subscriber of the gateway's incident snapshots: the arrival time of each one that changes its
-    incident's ``active`` (the flow's transitions). Retained copies (earlier runs) are skipped."""
+    """A subscriber of the gateway's incident snapshots: the arrival time of each alarm and clear, told
+    by the change's timeline events (escalation updates carry others). Retained copies are skipped."""
 
     def __init__(self, port: int, limit: float) -> None:
         self.port, self.limit = port, limit
         self.times: list[float] = []
         self.snapshots = 0
         self.ready = asyncio.Event()
-        self._active: dict[str, bool] = {}
 
     async def run(self, done: Callable[[int], bool]) -> None:
         """Until `done(transitions seen)`."""
@@ -165,13 +167,11 @@ class Snapshots:
                     if message.retain or not isinstance(message.payload, bytes) or not message.payload:
                         continue
                     self.snapshots += 1
-                    active = orjson.loads(message.payload)["active"]
-                    topic = str(message.topic)
-                    if self._active.get(topic) != active:
-                        self._active[topic] = active
-                        self.times.append(time.time())
-                        if done(len(self.times)):
-                            return
+                    events = orjson.loads(message.payload)["events"]
+                    now = time.time()
+                    self.times += [now for e in events if e["action"] in TRANSITIONS]
+                    if done(len(self.times)):
+                        return
 
 
 def expected_outputs(app: App, transitions: int) -> Callable[[int], bool]:
@@ -290,4 +290,3 @@ async def run_gateway(
             recorder.cancel()
         await _stop_app(stop, task)
     return FlowRun(count / (outputs.times[-1] - published.started), len(outputs.times), published.rate)
-

@@ -1,18 +1,22 @@
 """Incident snapshots on MQTT (DESIGN §4): `estate-gateway/{estate}/incident/{id}`, QoS 1, after the commit.
 
-For BMS panels, estate apps and other gateways that follow incidents without the HTTP API. A snapshot
-is retained while its incident is unresolved, so a subscriber that arrives later gets every open
-incident at once; when the incident is resolved or closed, its last snapshot goes out not retained and
-the retained one is cleared (a zero-length retained message), so the broker keeps open incidents only.
+For BMS panels, estate apps and other gateways that follow incidents without the HTTP API. A message is
+the incident's state after a change plus what that change added to its timeline (`events`: opened,
+alarm_reactivated, alarm_returned_to_normal, acknowledged, ...); two changes committed together both
+show the later state, each with its own events. A snapshot is retained while its incident is unresolved,
+so a subscriber that arrives later gets every open incident at once; when the incident is resolved or
+closed, its last snapshot goes out not retained and the retained one is cleared (a zero-length retained
+message), so the broker keeps open incidents only.
 
 The messages go through the egress connection's `Outbox`: keyed by topic, so while the broker is away
-only each incident's latest snapshot waits. At start the unresolved incidents are published again, so the
-broker's retained copies follow changes the gateway made while it was down. No timeline: the API has it.
+only each incident's latest message waits (with its own change's events: the full timeline is the
+API's). At start the unresolved incidents are published again (no events), so the broker's retained
+copies follow changes the gateway made while it was down.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -20,14 +24,16 @@ import orjson
 from drivers.transports.mqtt_outbox import Outbox
 from gateway.incidents import IncidentChange
 from gateway.incidents.manager import UNRESOLVED, alarm_state
-from gateway.model import Incident
+from gateway.model import Incident, TimelineEntry
 
 __all__ = ["PREFIX", "IncidentEgress", "incident_snapshot"]
 
 PREFIX = "estate-gateway"
 
 
-def incident_snapshot(incident: Incident, gateway_id: str) -> dict[str, Any]:
+def incident_snapshot(
+    incident: Incident, gateway_id: str, events: Sequence[TimelineEntry] = ()
+) -> dict[str, Any]:
     return {
         "id": incident.id,
         "gateway": gateway_id,
@@ -54,6 +60,7 @@ def incident_snapshot(incident: Incident, gateway_id: str) -> dict[str, Any]:
         "first_out": incident.first_out,
         "resolved_at": incident.resolved_at,
         "cause": incident.cause,
+        "events": [{"action": e.action, "ts": e.ts, "actor": e.actor, "detail": e.detail} for e in events],
     }
 
 
@@ -66,16 +73,16 @@ class IncidentEgress:
 
     def __call__(self, changes: list[IncidentChange]) -> None:
         for change in changes:
-            self.offer(change.incident)
+            self.offer(change.incident, change.entries)
 
     def republish(self, incidents: Iterable[Incident]) -> None:
         for incident in incidents:
             self.offer(incident)
 
-    def offer(self, incident: Incident) -> None:
+    def offer(self, incident: Incident, events: Sequence[TimelineEntry] = ()) -> None:
         outbox = self.outbox
         topic = f"{PREFIX}/{incident.estate}/incident/{incident.id}"
-        body = orjson.dumps(incident_snapshot(incident, self.gateway_id))
+        body = orjson.dumps(incident_snapshot(incident, self.gateway_id, events))
         clear = topic + " clear"
         if incident.state in UNRESOLVED:
             outbox.withdraw(clear)  # reopened before its clear went out: keep the retained snapshot

@@ -126,6 +126,7 @@ async def test_snapshots_are_retained_while_open_and_cleared_at_resolve(
         assert body["gateway"] == "egress-gw" and body["device"] == "g1" and body["rule"] == "gate_tamper"
         assert (body["state"], body["alarm_state"], body["active"]) == ("open", "unack_active", True)
         assert body["priority"] == "high" and body["title"] == "g1 防拆报警" and body["alarms"] == 1
+        assert [e["action"] for e in body["events"]] == ["opened"]  # what this change added
         incident_id = body["id"]
 
         async with _Reader(broker.port, estate) as late:  # a later subscriber gets the open incident at once
@@ -140,6 +141,7 @@ async def test_snapshots_are_retained_while_open_and_cleared_at_resolve(
             broker.port, estate, "g1", False
         )  # the condition clears: still acknowledged, not active
         await _until(lambda: live.last(topic).get("active") is False, "the cleared snapshot")
+        assert [e["action"] for e in live.last(topic)["events"]] == ["alarm_returned_to_normal"]
         await app.service.resolve(incident_id, "wang", "false_alarm")
         await _until(lambda: live.of(topic)[-1] == (False, None), "the clear")  # zero-length, retained
         final = live.of(topic)[-2][1]
