@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from gateway.runtime.broker import MosquittoProcess
-from tests.browser.conftest import PageErrors
+from tests.browser.conftest import PageErrors, keep_screenshot
 from tests.browser.console_stack import PASSWORD, ConsoleApp, console_stack
 from tests.integration.stack import Stack
 
@@ -55,7 +55,7 @@ async def board_shows_and_acks(page: Page, s: Stack, artifacts: Path) -> int:
     await expect(row.locator(".badge.blink")).to_have_text("紧急")
     assert int(await page.locator("body").get_attribute("data-tones") or "0") >= 1  # the alarm tone ran
     await expect(page.locator('#counts [data-priority="critical"] b')).to_have_text("1")
-    await page.screenshot(path=str(artifacts / "console-board.png"), full_page=True)
+    await keep_screenshot(page, artifacts / "console-board.png", full_page=True)
     await row.locator("button.ack").click()
     await expect(row).to_have_class(re.compile(r"\bstate-acknowledged\b"), timeout=3_000)
     await expect(row.locator(".c-state")).to_have_text("已确认")
@@ -81,14 +81,14 @@ async def detail_and_comment(page: Page, base: str, incident_id: int, artifacts:
     await page.fill('form[data-action="comment"] input[name="text"]', "已派保安到 3号楼 2层 核实")
     await page.click('form[data-action="comment"] button')
     await expect(page.locator("#timeline")).to_contain_text("已派保安到 3号楼 2层 核实", timeout=3_000)
-    await page.screenshot(path=str(artifacts / "console-incident.png"), full_page=True)
+    await keep_screenshot(page, artifacts / "console-incident.png", full_page=True)
 
 
 async def overview_device_kpi(page: Page, base: str, s: Stack, artifacts: Path) -> None:
     await page.goto(f"{base}/console/estates/sunshine")
     await expect(page.locator('#devices tr[data-device="fire-1"] .pill')).to_have_text("报警")
     await expect(page.locator(".tile")).to_have_count(6)
-    await page.screenshot(path=str(artifacts / "console-estate.png"), full_page=True)
+    await keep_screenshot(page, artifacts / "console-estate.png", full_page=True)
     gen = s.host.models["gen-1"]
     await s.until(lambda: gen.engine == "running", 15, "generator running")  # type: ignore[attr-defined]
     await asyncio.sleep(2)  # a few polls at speed: the chart shows the start
@@ -96,10 +96,10 @@ async def overview_device_kpi(page: Page, base: str, s: Stack, artifacts: Path) 
     await page.select_option("#chart-point", "engine_speed")
     await page.locator("#chart svg path.line").wait_for(state="attached", timeout=5_000)
     await expect(page.locator("#chart-info")).to_contain_text("rpm")
-    await page.screenshot(path=str(artifacts / "console-device.png"), full_page=True)
+    await keep_screenshot(page, artifacts / "console-device.png", full_page=True)
     await page.goto(f"{base}/console/kpis?estate=sunshine")
     await page.locator("#kpis .kpi").first.wait_for(timeout=5_000)
-    await page.screenshot(path=str(artifacts / "console-kpi.png"), full_page=True)
+    await keep_screenshot(page, artifacts / "console-kpi.png", full_page=True)
 
 
 async def english_then_log_out(page: Page, base: str, incident_id: int, artifacts: Path) -> None:
@@ -107,12 +107,13 @@ async def english_then_log_out(page: Page, base: str, incident_id: int, artifact
     await page.click("#lang-switch")
     await expect(page.locator("#board thead")).to_contain_text("Priority")
     await expect(page.locator(f'#rows tr[data-id="{incident_id}"] .c-state')).to_have_text("Acknowledged")
-    await page.screenshot(path=str(artifacts / "console-board-en.png"), full_page=True)
+    await keep_screenshot(page, artifacts / "console-board-en.png", full_page=True)
     await page.click("#logout")
     await page.wait_for_url(re.compile(r"/console/login"))
     await page.goto(f"{base}/console/")
     assert "/console/login" in page.url  # the board is unreachable without the session
-    await page.screenshot(path=str(artifacts / "console-login.png"))
+    await expect(page.locator("#username")).to_be_visible()
+    await keep_screenshot(page, artifacts / "console-login.png")
 
 
 async def other_estate_sees_nothing(browser: Browser, base: str, incident_id: int) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from playwright.async_api import Browser, Request
 
-from tests.browser.conftest import PageErrors
+from tests.browser.conftest import PageErrors, keep_screenshot
 from tests.integration.test_evidence_pictures import PLATE, SUN, push_blacklisted, running, until
 
 
@@ -64,6 +64,6 @@ async def test_incident_page_renders_camera_links_and_plate_pictures(
         assert set(hosts) == {base.split("/")[2]}, f"fetched from elsewhere: {hosts}"
         csp = reply.headers["content-security-policy"]
         assert "img-src 'self' data:;" in csp  # no camera set embed: nothing outside may load
-        await page.screenshot(path=str(artifacts / "incident-evidence.png"), full_page=True)
+        await keep_screenshot(page, artifacts / "incident-evidence.png", full_page=True)
         assert errors.messages == []
         await context.close()

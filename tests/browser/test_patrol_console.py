@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import Browser
 
 from gateway.runtime.broker import MosquittoProcess
-from tests.browser.conftest import PageErrors
+from tests.browser.conftest import PageErrors, keep_screenshot
 from tests.integration.patrol_site import OPERATOR, local, patrol_site
 from tests.integration.test_maintenance_duties import MAINTENANCE
 
@@ -52,6 +52,6 @@ async def test_estate_page_shows_tours_and_records_a_duty(
         assert "control-room" in await fire.inner_text()
         [record] = await s.app.store.list_maintenance_records("sunshine", "fire-annual")
         assert (record.by, record.note, record.how) == ("control-room", "年检合格", "recorded")
-        await page.screenshot(path=str(artifacts / "estate-rounds.png"), full_page=True)
+        await keep_screenshot(page, artifacts / "estate-rounds.png", full_page=True)
         assert errors.messages == []
         await context.close()

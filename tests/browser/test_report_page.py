@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 from playwright.async_api import Browser, Request
 
-from tests.browser.conftest import PageErrors
+from tests.browser.conftest import PageErrors, keep_screenshot
 from tests.integration.test_kpi_api import TOKENS, Estate, api_app, gateway
 
 __all__ = ["gateway"]  # the scripted-November fixture, shared with the API tests
@@ -63,7 +63,7 @@ async def test_report_page(browser: Browser, base_url: str, artifacts: Path, lan
     assert await page.locator("svg.chart").count() == 2
     assert await page.locator("tbody tr").count() > 30
     assert await page.locator(".fail").count() >= 1  # the fire intact rate missed its 100 % target
-    await page.screenshot(path=str(artifacts / f"report-{lang}.png"), full_page=True)
+    await keep_screenshot(page, artifacts / f"report-{lang}.png", full_page=True)
     await page.emulate_media(media="print")
     pdf = await page.pdf(format="A4", print_background=True)
     assert pdf.startswith(b"%PDF")

@@ -14,7 +14,7 @@ from playwright.async_api import Browser, Page, expect
 
 from drivers.sim.generator import GeneratorModel
 from gateway.runtime.broker import MosquittoProcess
-from tests.browser.conftest import PageErrors
+from tests.browser.conftest import PageErrors, keep_screenshot
 from tests.integration.test_two_person_api import PASSWORD, _call, _keys, two_person_stack
 
 pytestmark = pytest.mark.integration
@@ -57,7 +57,7 @@ async def test_a_shift_leader_confirms_in_the_console(
         item = page.locator(f'#pending-list li[data-id="{asked.json()["id"]}"]')
         await expect(item).to_contain_text("duty.a")
         assert gen.mode == "auto"
-        await page.screenshot(path=str(artifacts / "two-person-pending.png"), full_page=True)
+        await keep_screenshot(page, artifacts / "two-person-pending.png", full_page=True)
         await item.get_by_role("button", name="确认并下发").click()
         await expect(page.locator("#pending-none")).to_be_visible(timeout=5_000)
         assert gen.mode == "stop"
