@@ -177,7 +177,7 @@ class Snapshots:
 def expected_outputs(app: App, transitions: int) -> Callable[[int], bool]:
     """Seen them all; less any the egress coalesced (a newer snapshot of an incident replaced one that
     was still waiting: reported beside the figure)."""
-    return lambda seen: seen >= transitions - (app.mqtt_out.outbox.replaced if app.mqtt_out else 0)
+    return lambda seen: seen >= transitions - (app.egress.outbox.replaced if app.egress else 0)
 
 
 async def run_node_red(broker_port: int, tmp: Path, count: int, estates: int, devices: int) -> FlowRun:

@@ -126,7 +126,7 @@ async def drain_gateway(port: int, tmp: Path, count: int, estates: int, devices:
     try:
         await _wait_until(counter.done, 120 + count / 1000, task, lambda: f"{len(outputs.times)} outputs")
         counter.result()
-        coalesced = app.mqtt_out.outbox.replaced if app.mqtt_out else 0
+        coalesced = app.egress.outbox.replaced if app.egress else 0
     finally:
         await _stop_app(stop, task)
     return _rate(work, outputs.times, coalesced)

@@ -100,7 +100,9 @@ def _session_options(s: BrokerSettings) -> dict[str, Any]:
 class MqttIngress:
     """Subscribes to every device's filter and turns messages into Envelopes with ack callbacks."""
 
-    def __init__(self, settings: BrokerSettings, routes: list[Route], clock: Clock) -> None:
+    def __init__(
+        self, settings: BrokerSettings, routes: list[Route], clock: Clock, outbox: Outbox | None = None
+    ) -> None:
         self.settings, self.clock = settings, clock
         self._ssl = settings.ssl_context()  # built once: a bad cert path fails here, not every reconnect
         self._routes: dict[str, list[Route | SharedTopic]] = {}
@@ -116,7 +118,7 @@ class MqttIngress:
         self.read_gate: Inbox | None = None  # this connection's inbox: back-pressure counters
         self._topics: dict[bytes, tuple[str, Route | SharedTopic | None]] = {}
         self.dead_letters: DeadLetters | None = None  # set by the runtime when configured
-        self.outbox = Outbox()  # the gateway's own QoS 1 publishes (incident snapshots), across sessions
+        self.outbox = outbox  # the gateway's own QoS 1 publishes (the egress connection's), across sessions
 
     @property
     def backlog(self) -> int:
@@ -177,12 +179,14 @@ class MqttIngress:
         try:
             await self._connected(client, inbox, emit)
         finally:
-            self.outbox.detach()  # what the broker has not acknowledged goes again on the next session
+            if self.outbox is not None:  # what the broker has not acknowledged goes again next session
+                self.outbox.detach()
 
     async def _connected(self, client: aiomqtt.Client, inbox: Inbox, emit: Emit) -> None:
         s = self.settings
         async with client:
-            self.outbox.attach(client._client, inbox.receive_maximum, s.protocol != "3.1.1")
+            if self.outbox is not None:
+                self.outbox.attach(client._client, inbox.receive_maximum, s.protocol != "3.1.1")
             self._client, self.connected = client, True
             self.connections += 1
             self._connected_at = time.monotonic()

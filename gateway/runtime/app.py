@@ -30,6 +30,7 @@ from drivers.stats import StatsRegistry
 from drivers.transports.dead_letter import DeadLetters
 from drivers.transports.modbus import EndpointPool, ModbusEndpoint
 from drivers.transports.mqtt import BrokerSettings, MqttIngress, Route
+from drivers.transports.mqtt_outbox import Outbox
 from drivers.watch import PointWatch
 from gateway.alerts import AlertEngine, DeviceInfo
 from gateway.alerts.rules import load_default_rules, merge_rules
@@ -306,8 +307,9 @@ class App:
         # on theirs, under a backlog, the broker's PUBACKs for the snapshots came after the whole backlog.
         if config.mqtt.publish_incidents and any(isinstance(d.profile, MqttProfile) for d in self.devices):
             client_id = f"{config.mqtt.client_id}-egress-{config.gateway_id}"
-            self.mqtt_out = MqttIngress(self._broker_settings(client_id, None), [], self.clock)
-            egress = IncidentEgress(self.mqtt_out.outbox, config.gateway_id)
+            outbox = Outbox()
+            self.mqtt_out = MqttIngress(self._broker_settings(client_id, None), [], self.clock, outbox)
+            egress = IncidentEgress(outbox, config.gateway_id)
             self.service.listeners.append(egress)
         return sink, egress
 
@@ -331,11 +333,7 @@ class App:
             "mqtt_connected": all(i.connected for i in ingresses) if ingresses else None,
             "mqtt_unrouted": sum(i.unrouted for i in ingresses) if ingresses else None,
             "mqtt_messages_accepted": sum(i.accepted for i in ingresses),  # their items reached the core
-            **(
-                {f"mqtt_egress_{k}": v for k, v in self.mqtt_out.outbox.stats().items()}
-                if self.mqtt_out
-                else {}
-            ),
+            **({f"mqtt_egress_{k}": v for k, v in self.egress.outbox.stats().items()} if self.egress else {}),
             **(
                 {f"mqtt_dead_letters_{k}": v for k, v in self.mqtt.dead_letters.stats().items()}
                 if self.mqtt and self.mqtt.dead_letters
@@ -426,10 +424,10 @@ class App:
     async def _stop_egress(self, deadline: float) -> None:
         """The last snapshots get a moment to reach the broker; what is still waiting then is lost (the
         next start republishes every unresolved incident)."""
-        if self._egress_task is None or self.mqtt_out is None:
+        if self._egress_task is None or self.mqtt_out is None or self.egress is None:
             return
-        out = self.mqtt_out
-        while out.connected and (out.outbox.pending or out.outbox.inflight):
+        connection, outbox = self.mqtt_out, self.egress.outbox
+        while connection.connected and (outbox.pending or outbox.inflight):
             if time.monotonic() >= deadline:
                 break
             await asyncio.sleep(0.02)

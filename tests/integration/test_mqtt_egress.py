@@ -151,7 +151,7 @@ async def test_snapshots_are_retained_while_open_and_cleared_at_resolve(
         async with _Reader(broker.port, estate) as later:  # nothing retained is left for a resolved incident
             await asyncio.sleep(0.5)
             assert later.got == []
-        stats = app.mqtt_out.outbox.stats() if app.mqtt_out else {}
+        stats = app.egress.outbox.stats() if app.egress else {}
         assert stats["acked"] == stats["sent"] >= 5 and stats["pending"] == stats["inflight"] == 0, stats
         assert app.health()["mqtt_egress_acked"] == stats["acked"]
 
@@ -165,13 +165,13 @@ async def test_snapshots_decided_while_the_broker_is_down_arrive_after_it_return
             await _publish(broker.port, estate, "g1", True)
             await _until(lambda: app.service.opened == 1, "the first incident")
             broker.stop()
-            out = app.mqtt_out
-            assert out is not None
+            out, egress = app.mqtt_out, app.egress
+            assert out is not None and egress is not None
             await _until(lambda: not out.connected, "the gateway saw it")
             (first,) = app.service.manager.by_id
             await app.service.acknowledge(first, "li")  # two changes of one incident while away...
             await app.service.resolve(first, "li", "test")
-            waiting = out.outbox.stats()
+            waiting = egress.outbox.stats()
             # the latest snapshot and its clear wait; the acknowledged one was replaced
             assert waiting["pending"] == 2 and waiting["replaced"] >= 1, waiting
             broker.start()
@@ -179,7 +179,7 @@ async def test_snapshots_decided_while_the_broker_is_down_arrive_after_it_return
             async with _Reader(broker.port, estate) as live:
                 await _publish(broker.port, estate, "g2", True)  # and the flow goes on
                 await _until(lambda: any(b and b["device"] == "g2" for _, _, b in live.got), "g2's snapshot")
-                await _until(lambda: not out.outbox.pending, "sent")
+                await _until(lambda: not egress.outbox.pending, "sent")
             async with _Reader(
                 broker.port, estate
             ) as late:  # retained: g2's open incident only; g1's was cleared
