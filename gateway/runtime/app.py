@@ -382,7 +382,8 @@ class App:
         if self.pictures is not None:
             self._evidence_task = asyncio.create_task(self.pictures.run(), name="evidence-pictures")
         if self.mqtt_out is not None and self.egress is not None:
-            self.egress.republish(self.service.manager.by_id.values())  # the broker's retained copies
+            if self.cluster is None:  # the broker's retained copies; in a cluster, each owner's at adoption
+                self.egress.republish(self.service.manager.by_id.values())
             self._egress_task = self.start_driver(
                 "mqtt egress", functools.partial(self.mqtt_out.run, self.queue.put)
             )

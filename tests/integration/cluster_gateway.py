@@ -79,9 +79,13 @@ class Instance:
 
     async def cluster(self) -> dict[str, Any] | None:
         """GET /cluster, or None while the instance does not answer."""
-        with contextlib.suppress(httpx.HTTPError):
+        return await self.get("/cluster")
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        """GET `path` (a JSON object) with the operator token, or None while the instance does not answer."""
+        with contextlib.suppress(httpx.HTTPError, ValueError):
             async with httpx.AsyncClient(timeout=2) as http:
-                answer = await http.get(f"{self.url}/cluster", headers={"Authorization": f"Bearer {TOKEN}"})
+                answer = await http.get(f"{self.url}{path}", headers={"Authorization": f"Bearer {TOKEN}"})
                 if answer.status_code == 200:
                     data: dict[str, Any] = answer.json()
                     return data
