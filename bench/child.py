@@ -54,3 +54,12 @@ async def serve_commands(conn: Connection, answers: dict[str, Callable[[], tuple
                     conn.send(answers[command]())
     finally:
         loop.remove_reader(conn.fileno())
+
+
+def close_child(conn: Connection, proc: BaseProcess) -> None:
+    """Close the pipe and wait for the child (it exits on EOF), terminating it after 5 s."""
+    conn.close()
+    proc.join(5)
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(5)

@@ -174,12 +174,6 @@ class Snapshots:
                         return
 
 
-def expected_outputs(app: App, transitions: int) -> Callable[[int], bool]:
-    """Seen them all; less any the egress coalesced (a newer snapshot of an incident replaced one that
-    was still waiting: reported beside the figure)."""
-    return lambda seen: seen >= transitions - (app.egress.outbox.replaced if app.egress else 0)
-
-
 async def run_node_red(broker_port: int, tmp: Path, count: int, estates: int, devices: int) -> FlowRun:
     user_dir = tmp / "node-red-user"
     write_user_dir(user_dir, broker_port, free_port())
@@ -273,7 +267,7 @@ async def run_gateway(
 
         recorder = asyncio.create_task(record())
         outputs = Snapshots(broker_port, 120 + count / 1000)
-        counter = asyncio.create_task(outputs.run(expected_outputs(app, expected)))
+        counter = asyncio.create_task(outputs.run(lambda seen: seen >= expected))
         await outputs.ready.wait()
         publisher = PacedPublisher(broker_port, f"bench-flow-pub-{tag}", work, 0)
         publisher.start()

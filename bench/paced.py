@@ -17,7 +17,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import paho.mqtt.client as paho
-from child import BenchError
+from child import BenchError, close_child
 
 HOST = "127.0.0.1"
 CONNECT_TIMEOUT = 15.0
@@ -132,8 +132,4 @@ class PacedPublisher:
         return value
 
     def close(self) -> None:
-        self.conn.close()
-        self.proc.join(5)
-        if self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join(5)
+        close_child(self.conn, self.proc)

@@ -31,6 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(
+    1, str(Path(__file__).resolve().parents[1])
+)  # tests.integration: PostgreSQL, cluster instances
 
 import core_throughput
 import feed_latency
@@ -42,6 +45,7 @@ import nodered_drain
 from machine import cpu_model, version_of
 
 from gateway.runtime.broker import MosquittoProcess
+from tests.integration.postgres import PostgresError, PostgresProcess
 
 BENCH = Path(__file__).resolve().parent
 # One paced paho publisher (paced.py) keeps a steady rate up to about 13,000 msgs/s on this machine while
@@ -292,14 +296,20 @@ async def _node_red(a: argparse.Namespace, tmp: Path) -> list[Row]:
             nr.append(n.rate)
             pub_gw.append(g.publish_rate)
             pub_nr.append(n.publish_rate)
-        gwd, nrd, ceiling = [], [], []
+        gw_runs, nr_runs, ceiling = [], [], []
         drain = nodered_drain
         for r in range(a.repeats):
-            gwd.append((await drain.drain_gateway(broker.port, tmp, a.flow_messages, 4, 25, str(r))).rate)
-            nrd.append((await drain.drain_node_red(broker.port, tmp, a.flow_messages, 4, 25, str(r))).rate)
+            gw_runs.append(
+                await drain.drain_gateway(broker.port, tmp, a.flow_messages, 4, 25, str(r), broker.pid)
+            )
+            nr_runs.append(
+                await drain.drain_node_red(broker.port, tmp, a.flow_messages, 4, 25, str(r), broker.pid)
+            )
             ceiling.append((await drain.drain_ceiling(broker.port, tmp, a.flow_messages, 4, 25, str(r))).rate)
+        split = await _split_drains(a, tmp, broker)
     finally:
         broker.close()
+    gwd, nrd = [r.rate for r in gw_runs], [r.rate for r in nr_runs]
     ratio = _med(gw) / _med(nr)
     drained = _med(gwd) / _med(nrd)
     cap = Row(
@@ -310,6 +320,8 @@ async def _node_red(a: argparse.Namespace, tmp: Path) -> list[Row]:
     return [
         Row(f"MQTT in → threshold → out, queued session drained, msgs/s (Node-RED {nodered.version()})",
             f"{_med(gwd):,.0f}", f"{_med(nrd):,.0f}", f"{drained:.2f}x", ">= 2x Node-RED", drained >= 2),
+        Row(f"  cores busy, first to last output: {_cores(gw_runs)} | {_cores(nr_runs)}",
+            "", "", "", "", None),
         cap,
         Row("  same flow fed live by one paho publisher, msgs/s", f"{_med(gw):,.0f}", f"{_med(nr):,.0f}",
             f"{ratio:.2f}x", "", None),
@@ -319,7 +331,54 @@ async def _node_red(a: argparse.Namespace, tmp: Path) -> list[Row]:
             "", "", "", "", None),
         Row("  the publisher's own rate in those runs (paho, one process; an upper bound)",
             f"{_med(pub_gw):,.0f}", f"{_med(pub_nr):,.0f}", "", "", None),
+        *_split_rows(split, _med(nrd), a.cluster_messages),
     ]  # fmt: skip
+
+
+async def _split_drains(
+    a: argparse.Namespace, tmp: Path, broker: MosquittoProcess
+) -> dict[int, list[nodered_drain.DrainRun]] | str:
+    """The issue's "split the work": the same drain with the estates over 1 and 2 instances in cluster
+    mode (one PostgreSQL); or why it could not run."""
+    runs: dict[int, list[nodered_drain.DrainRun]] = {1: [], 2: []}
+    try:
+        with PostgresProcess() as pg:
+            assert pg.pid is not None
+            for r in range(a.repeats):
+                for nodes in (1, 2):
+                    dsn = pg.dsn(pg.create_database(f"bench_split_{nodes}_{r}"))
+                    cluster = nodered_drain.Cluster(broker, pg.pid, dsn, nodes)
+                    tag = f"{nodes}x{r}"
+                    runs[nodes].append(
+                        await nodered_drain.drain_cluster(cluster, tmp, a.cluster_messages, 4, 25, tag)
+                    )
+    except PostgresError as exc:
+        return f"not run: {exc}"
+    return runs
+
+
+def _split_rows(
+    split: dict[int, list[nodered_drain.DrainRun]] | str, node_red: float, count: int
+) -> list[Row]:
+    title = f"  split: estates over 2 instances (cluster mode, PostgreSQL), drain of {count:,}, msgs/s"
+    if isinstance(split, str):
+        return [Row(title, split, "", "", "", None)]
+    two, one = _med([r.rate for r in split[2]]), _med([r.rate for r in split[1]])
+    cores = _cores(split[2])
+    ratio = two / node_red
+    return [
+        Row(title, f"{two:,.0f}", f"{node_red:,.0f}", f"{ratio:.2f}x", ">= 2x Node-RED", ratio >= 2),
+        Row("    the same on 1 instance (cluster mode, PostgreSQL)", f"{one:,.0f}", "",
+            f"2 / 1 = {two / one:.2f}", "", None),
+        Row(f"    cores busy while 2 drain, first to last output (of {os.cpu_count()}): {cores}",
+            "", "", "", "", None),
+    ]  # fmt: skip
+
+
+def _cores(runs: list[nodered_drain.DrainRun]) -> str:
+    """Median cores per process group over `runs`, as "name 0.93, broker 0.41"."""
+    names = list(runs[0].cpu or {}) if runs else []
+    return ", ".join(f"{k} {_med([(r.cpu or {}).get(k, 0.0) for r in runs]):.2f}" for k in names)
 
 
 RUNNERS: dict[str, Callable[[Context], list[Row]]] = {
@@ -401,6 +460,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.scale_devices, a.scale_estates = (1_000, 25) if q else (10_000, 250)
     a.scale_warmup = 5.0 if q else 30.0
     a.flow_messages = 3_000 if q else 60_000  # a drain of 30,000 lasted ~0.4 s: too short to be steady
+    a.cluster_messages = 3_000 if q else 240_000  # 60,000 per estate's session (the broker queues 100,000)
     return a
 
 

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from child import BenchError, child_reply
+from child import BenchError, child_reply, close_child
 from fleet import HOST, Fleet, FleetServers, slope_mib_per_min
 from machine import cpu_model, version_of
 from paced import PacedPublisher
@@ -179,11 +179,7 @@ class FeedProbe:
         return got
 
     def close(self) -> None:
-        self.conn.close()
-        self.proc.join(5)
-        if self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join(5)
+        close_child(self.conn, self.proc)
 
 
 # -- the gateway child process ---------------------------------------------------------------------

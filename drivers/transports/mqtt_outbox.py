@@ -1,4 +1,4 @@
-"""The gateway's own QoS 1 PUBLISHes (incident snapshots, DESIGN §4) on the ingress's connection.
+"""The gateway's own QoS 1 PUBLISHes (incident snapshots, DESIGN §4) on the egress's connection.
 
 Each message has a key (an incident's topic): while it waits, a newer message with the same key takes
 its place, so what the broker gets after an outage is the latest state of each key and memory is

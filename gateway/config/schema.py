@@ -337,7 +337,7 @@ class MqttBrokerConfig(_Strict):
     publish_incidents: bool = Field(
         True,
         description="Incident snapshots to estate-gateway/{estate}/incident/{id} (QoS 1, retained while "
-        "unresolved, cleared at resolve), on the connection the MQTT devices use",
+        "unresolved, cleared at resolve), on a connection of its own",
     )
     dead_letter_topic: str | None = Field(
         None,

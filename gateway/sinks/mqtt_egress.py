@@ -3,15 +3,19 @@
 For BMS panels, estate apps and other gateways that follow incidents without the HTTP API. A message is
 the incident's state after a change plus what that change added to its timeline (`events`: opened,
 alarm_reactivated, alarm_returned_to_normal, acknowledged, ...); two changes committed together both
-show the later state, each with its own events. A snapshot is retained while its incident is unresolved,
+show the later state, each with its own events. While a snapshot waits in the outbox, a newer one of the
+same incident takes its place and carries the waiting one's events before its own, so a subscriber sees
+every timeline event once and in order, even where states were coalesced (an alarm and its clear in one
+committed batch of a drain). A snapshot is retained while its incident is unresolved,
 so a subscriber that arrives later gets every open incident at once; when the incident is resolved or
 closed, its last snapshot goes out not retained and the retained one is cleared (a zero-length retained
 message), so the broker keeps open incidents only.
 
 The messages go through the egress connection's `Outbox`: keyed by topic, so while the broker is away
-only each incident's latest message waits (with its own change's events: the full timeline is the
-API's). At start the unresolved incidents are published again (no events), so the broker's retained
-copies follow changes the gateway made while it was down.
+only each incident's latest message waits, with the events of every change since its last message went
+out (the full timeline is the API's). At start (in a cluster: when an instance adopts estates) the
+unresolved incidents are published again (no events), so the broker's retained copies follow changes
+made while the gateway was down.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ class IncidentEgress:
     def __init__(self, outbox: Outbox, gateway_id: str) -> None:
         self.outbox, self.gateway_id = outbox, gateway_id
         self.offered = 0
+        self._waiting: dict[str, list[TimelineEntry]] = {}  # topic → events of its snapshot in the outbox
 
     def __call__(self, changes: list[IncidentChange]) -> None:
         for change in changes:
@@ -82,6 +87,7 @@ class IncidentEgress:
     def offer(self, incident: Incident, events: Sequence[TimelineEntry] = ()) -> None:
         outbox = self.outbox
         topic = f"{PREFIX}/{incident.estate}/incident/{incident.id}"
+        events = self._since_last_sent(topic, events)
         body = orjson.dumps(incident_snapshot(incident, self.gateway_id, events))
         clear = topic + " clear"
         if incident.state in UNRESOLVED:
@@ -91,3 +97,14 @@ class IncidentEgress:
             outbox.offer(topic, topic, body, False)
             outbox.offer(clear, topic, b"", True)
         self.offered += 1
+
+    def _since_last_sent(self, topic: str, events: Sequence[TimelineEntry]) -> Sequence[TimelineEntry]:
+        """`events` behind those of this topic's snapshot still waiting (the new one replaces it)."""
+        waiting, pending = self._waiting, self.outbox.pending
+        earlier = waiting.pop(topic, None)  # stale once its snapshot went out
+        merged = [*earlier, *events] if earlier and topic in pending else events
+        if merged:
+            waiting[topic] = list(merged)
+            if len(waiting) > 2 * len(pending) + 1024:  # forget what went out (amortised)
+                self._waiting = {key: value for key, value in waiting.items() if key in pending}
+        return merged

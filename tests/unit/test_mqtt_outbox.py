@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import json
+
 from drivers.transports.mqtt_outbox import Outbox, publish_packet
+from gateway.model import Incident, IncidentState, Priority, TimelineEntry
+from gateway.sinks.mqtt_egress import IncidentEgress
 
 
 class _Paho:
@@ -105,3 +109,31 @@ def test_beyond_max_pending_the_oldest_key_is_dropped_and_counted() -> None:
     assert list(box.pending) == ["b", "c"] and box.dropped == 1
     box.withdraw("b")
     assert list(box.pending) == ["c"]
+
+
+def _incident(state: IncidentState) -> Incident:
+    return Incident(
+        id=7, estate="sunshine", device="lvl-1", rule="septic_high", alarm_key="sunshine/lvl-1/septic_high",
+        priority=Priority.HIGH, state=state, title="液位高", opened_at=100.0, updated_at=100.0,
+    )  # fmt: skip
+
+
+def _events(packets: list[bytes]) -> list[list[str]]:
+    return [[e["action"] for e in json.loads(p)["events"]] for p in _payloads(packets) if p]
+
+
+def test_a_coalesced_snapshot_carries_the_events_of_the_one_it_replaced() -> None:
+    """While a snapshot waits (window full, or no connection), a newer one of the same incident replaces
+    it and carries both changes' events, in order; once one went out, the next carries its own only."""
+    outbox, paho = Outbox(window=1), _Paho()
+    egress = IncidentEgress(outbox, "gw-1")
+    egress.offer(_incident(IncidentState.OPEN), [TimelineEntry(100.0, "opened")])
+    egress.offer(_incident(IncidentState.OPEN), [TimelineEntry(101.0, "alarm_returned_to_normal")])
+    egress.offer(_incident(IncidentState.ACKNOWLEDGED), [TimelineEntry(102.0, "acknowledged", "li")])
+    assert outbox.replaced == 2
+    outbox.attach(paho, 65535, v5=False)
+    assert _events(paho.written) == [["opened", "alarm_returned_to_normal", "acknowledged"]]
+    egress.republish([_incident(IncidentState.ACKNOWLEDGED)])  # waits behind the one in flight: no events
+    egress.offer(_incident(IncidentState.RESOLVED), [TimelineEntry(103.0, "resolved", "li")])
+    outbox.puback(paho.last_mid, 0)
+    assert _events(paho.written) == [["opened", "alarm_returned_to_normal", "acknowledged"], ["resolved"]]
