@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import urllib.parse
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -29,6 +30,7 @@ class Received:
     target: str  # path and raw query, as sent
     headers: dict[str, str]  # lower-case names
     body: bytes
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
     @property
     def path(self) -> str:
