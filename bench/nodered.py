@@ -38,7 +38,7 @@ from typing import Any
 import aiomqtt
 import orjson
 from child import BenchError
-from feed_latency import build_config, fit, messages, transitions
+from feed_latency import MQTT_TUNING, build_config, fit, messages, transitions
 from ingest_throughput import _connected, _stop_app, _wait_until
 from paced import PacedPublisher
 
@@ -247,7 +247,9 @@ async def run_gateway(
     estates, devices = fit(count, estates, devices)
     work, _ = messages(estates, devices, count)
     expected = transitions(work)  # every alarm and every clear
-    config = build_config(broker_port, tmp / f"flow-{tag}.db", estates, devices, f"bench-flow-{tag}")
+    config = build_config(
+        broker_port, tmp / f"flow-{tag}.db", estates, devices, f"bench-flow-{tag}", MQTT_TUNING
+    )
     app, stop = App(config), asyncio.Event()
     task = asyncio.create_task(app.run(stop))
     seen: list[float] = []

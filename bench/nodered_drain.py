@@ -31,7 +31,7 @@ from typing import Any
 
 import aiomqtt
 from child import BenchError, child_reply, close_child
-from feed_latency import build_config, config_text, fit, messages
+from feed_latency import MQTT_TUNING, build_config, config_text, fit, messages
 from ingest_throughput import _stop_app, _wait_until, gateway_create_session
 from machine import CpuSampler
 from nodered import HOST, Snapshots, _probe, _start, write_user_dir
@@ -208,7 +208,9 @@ async def drain_gateway(
 ) -> DrainRun:
     estates, devices = fit(count, estates, devices)
     work, _ = messages(estates, devices, count)
-    config = build_config(port, tmp / f"drain-{tag}.db", estates, devices, f"bench-drain-gw-{tag}")
+    config = build_config(
+        port, tmp / f"drain-{tag}.db", estates, devices, f"bench-drain-gw-{tag}", MQTT_TUNING
+    )
     await gateway_create_session(config)
     await _queue(port, work, f"gw-{tag}")
     limit = 120 + count / 1000
@@ -297,7 +299,7 @@ def cluster_config_text(port: int, dsn: str, estates: int, devices: int, client_
     }
     lines = [
         swap.get(line, line)
-        for line in config_text(port, Path("-"), estates, devices, client_id).splitlines()
+        for line in config_text(port, Path("-"), estates, devices, client_id, MQTT_TUNING).splitlines()
     ]
     lines = [
         f'store: {{engine: postgres, dsn: "{dsn}", pool_max: 4}}' if x.startswith("store:") else x
