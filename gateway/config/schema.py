@@ -339,6 +339,12 @@ class MqttBrokerConfig(_Strict):
         description="Incident snapshots to estate-gateway/{estate}/incident/{id} (QoS 1, retained while "
         "unresolved, cleared at resolve), on a connection of its own",
     )
+    kpi_interval: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds between KPI messages to estate-gateway/{estate}/kpi/{name} (QoS 1, retained, "
+        "only what changed; with publish_incidents, on its connection); 0: off",
+    )
     dead_letter_topic: str | None = Field(
         None,
         description="Rejected payloads are republished here (QoS 0, rate-limited, truncated), e.g. "

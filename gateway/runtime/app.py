@@ -43,6 +43,7 @@ from gateway.evidence import EvidenceService, PictureStore
 from gateway.incidents import DeviceStateTracker, Grouping, IncidentFeed, IncidentService, LiveFeed
 from gateway.ingest import IngestQueue
 from gateway.kpi import KpiEngine
+from gateway.kpi.engine import KpiValue
 from gateway.model import Clock, Family, SystemClock
 from gateway.runtime.anpr import (
     BarrierOpener,
@@ -58,6 +59,7 @@ from gateway.runtime.pipeline import Observer, Pipeline
 from gateway.runtime.rounds import Rounds
 from gateway.sinks import InfluxSink, LineEncoder, open_incident_counts
 from gateway.sinks.mqtt_egress import IncidentEgress
+from gateway.sinks.mqtt_kpi import KpiEgress
 from gateway.store import build_store, store_label
 
 log = logging.getLogger(__name__)
@@ -299,6 +301,8 @@ class App:
         sink = egress = None
         self.mqtt_out: MqttIngress | None = None  # the egress's own broker connection
         self._egress_task: asyncio.Task[None] | None = None
+        self.kpi_egress: KpiEgress | None = None  # KPIs on the same connection
+        self._kpi_egress_task: asyncio.Task[None] | None = None
         if config.influx.enabled:
             sink = self._influx_sink(infos)
             self.pipeline.observers.append(sink)
@@ -311,6 +315,12 @@ class App:
             self.mqtt_out = MqttIngress(self._broker_settings(client_id, None), [], self.clock, outbox)
             egress = IncidentEgress(outbox, config.gateway_id)
             self.service.listeners.append(egress)
+            if config.mqtt.kpi_interval > 0:
+
+                def owned_kpis() -> list[KpiValue]:
+                    return [v for v in self.kpi.snapshot() if self._runs(v.estate)]
+
+                self.kpi_egress = KpiEgress(outbox, config.gateway_id, owned_kpis, config.mqtt.kpi_interval)
         return sink, egress
 
     def _runs(self, estate: str) -> bool:
@@ -387,6 +397,8 @@ class App:
             self._egress_task = self.start_driver(
                 "mqtt egress", functools.partial(self.mqtt_out.run, self.queue.put)
             )
+            if self.kpi_egress is not None:
+                self._kpi_egress_task = asyncio.create_task(self.kpi_egress.run(), name="mqtt-kpi")
         if self.sink is not None:
             self._sink_task = asyncio.create_task(self.sink.run(), name="influx-sink")
             log.info("influx sink: %s bucket %s", self.config.influx.url, self.config.influx.bucket)
@@ -425,6 +437,9 @@ class App:
     async def _stop_egress(self, deadline: float) -> None:
         """The last snapshots get a moment to reach the broker; what is still waiting then is lost (the
         next start republishes every unresolved incident)."""
+        if self._kpi_egress_task is not None:
+            self._kpi_egress_task.cancel()
+            await asyncio.gather(self._kpi_egress_task, return_exceptions=True)
         if self._egress_task is None or self.mqtt_out is None or self.egress is None:
             return
         connection, outbox = self.mqtt_out, self.egress.outbox

@@ -29,10 +29,10 @@ def estate() -> str:
     return f"egress{uuid.uuid4().hex[:8]}"
 
 
-def _site(port: int, db: Path, client_id: str, estate: str) -> str:
+def _site(port: int, db: Path, client_id: str, estate: str, mqtt: str = "") -> str:
     return f"""
 gateway_id: egress-gw
-mqtt: {{host: 127.0.0.1, port: {port}, client_id: {client_id}, keepalive: 5}}
+mqtt: {{host: 127.0.0.1, port: {port}, client_id: {client_id}, keepalive: 5{mqtt}}}
 store: {{path: "{db}"}}
 incidents: {{correlation_window: 0}}
 rules:
@@ -57,9 +57,9 @@ async def _until(predicate: Any, what: str, within: float = 15.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _gateway(port: int, tmp: Path, estate: str) -> AsyncIterator[App]:
+async def _gateway(port: int, tmp: Path, estate: str, mqtt: str = "") -> AsyncIterator[App]:
     config = parse_config(
-        _site(port, tmp / "gw.db", f"egress-{uuid.uuid4().hex[:6]}", estate), "site.yaml", {}
+        _site(port, tmp / "gw.db", f"egress-{uuid.uuid4().hex[:6]}", estate, mqtt), "site.yaml", {}
     )
     app, stop = App(config), asyncio.Event()
     task = asyncio.create_task(app.run(stop))
@@ -75,8 +75,8 @@ async def _gateway(port: int, tmp: Path, estate: str) -> AsyncIterator[App]:
 class _Reader:
     """A subscriber of every incident snapshot: (topic, retain flag, parsed payload or None if empty)."""
 
-    def __init__(self, port: int, estate: str) -> None:
-        self.port, self.estate = port, estate
+    def __init__(self, port: int, estate: str, kind: str = "incident") -> None:
+        self.port, self.estate, self.kind = port, estate, kind
         self.got: list[tuple[str, bool, dict[str, Any] | None]] = []
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -93,7 +93,7 @@ class _Reader:
 
     async def _run(self) -> None:
         async with aiomqtt.Client("127.0.0.1", self.port, identifier=f"egress-r-{uuid.uuid4().hex[:6]}") as c:
-            await c.subscribe(f"estate-gateway/{self.estate}/incident/+", qos=1)
+            await c.subscribe(f"estate-gateway/{self.estate}/{self.kind}/+", qos=1)
             self._ready.set()
             async for m in c.messages:
                 assert isinstance(m.payload, bytes)
@@ -206,3 +206,30 @@ async def test_a_restarted_gateway_publishes_its_unresolved_incidents_again(
         await _until(lambda: late.of(topic), "the snapshot published again")
         body = late.last(topic)
         assert (body["id"], body["device"], body["active"]) == (incident_id, "g2", True)
+
+
+async def test_kpis_are_published_retained_and_again_only_when_they_change(
+    broker: MosquittoProcess, tmp_path: Path, estate: str
+) -> None:
+    """DESIGN §4: estate-gateway/{estate}/kpi/{name}, today / this month / rolling 24 h per message."""
+    kpi = f"estate-gateway/{estate}/kpi"
+    async with (
+        _gateway(broker.port, tmp_path, estate, ", kpi_interval: 0.2") as app,
+        _Reader(broker.port, estate, "kpi") as live,
+    ):
+        await _until(lambda: live.of(f"{kpi}/incidents_high"), "the first KPI messages")
+        body = live.last(f"{kpi}/incidents_high")
+        assert (body["estate"], body["gateway"], body["name"]) == (estate, "egress-gw", "incidents_high")
+        assert body["values"] == {"day": 0.0, "month": 0.0, "rolling_24h": 0.0}
+        await _publish(broker.port, estate, "g1", True)  # a high-priority incident opens
+        await _until(
+            lambda: live.last(f"{kpi}/incidents_high").get("values", {}).get("day") == 1.0, "counted"
+        )
+        await asyncio.sleep(1.0)  # five more intervals: what did not change is not sent again
+        assert len(live.of(f"{kpi}/incidents_critical")) == 1
+        assert len(live.of(f"{kpi}/incidents_high")) == 2
+        assert app.kpi_egress is not None and app.kpi_egress.offered >= 2
+    async with _Reader(broker.port, estate, "kpi") as late:  # retained: a late subscriber gets them all
+        await _until(lambda: late.of(f"{kpi}/incidents_high"), "the retained KPI")
+        retained, body = late.of(f"{kpi}/incidents_high")[-1]
+        assert retained and body is not None and body["values"]["day"] == 1.0
