@@ -2,7 +2,9 @@
 
 Each message has a key (an incident's topic): while it waits, a newer message with the same key takes
 its place, so what the broker gets after an outage is the latest state of each key and memory is
-bounded by the number of keys (`max_pending`, the oldest dropped beyond it, counted and logged).
+bounded by the number of keys (`max_pending`, the oldest dropped beyond it, counted and logged). A
+message may carry a `note` for its producer: `waiting(key)` gives back the note of the message that a
+new one would replace (the incident egress carries the replaced snapshot's timeline events forward).
 
 Packets are framed here and written through paho's output queue; the broker's PUBACKs are read by the
 connection's `Inbox` and handed to `puback`. Why not paho's `publish`: an `MQTTMessageInfo` with a
@@ -22,7 +24,7 @@ __all__ = ["STATS", "Outbox"]
 
 log = logging.getLogger(__name__)
 
-Message = tuple[str, bytes, bool]  # topic, payload, retain
+Message = tuple[str, bytes, bool, Any]  # topic, payload, retain, the producer's note
 STATS = ("sent", "acked", "pending", "inflight", "replaced", "dropped", "refused")  # keys of `stats()`
 _PUBLISH_QOS1 = 0x32
 
@@ -63,7 +65,7 @@ class Outbox:
         self._v5 = False
 
     # -- the producer side -------------------------------------------------------------------------
-    def offer(self, key: str, topic: str, payload: bytes, retain: bool) -> None:
+    def offer(self, key: str, topic: str, payload: bytes, retain: bool, note: Any = None) -> None:
         """Queue a message; it replaces a waiting one of the same key (a newer state of the same thing)."""
         pending = self.pending
         if key in pending:
@@ -75,8 +77,13 @@ class Outbox:
             self.dropped += 1
             if self.dropped & 0x3FF == 1:
                 log.warning("mqtt egress: %d messages waiting; dropped the oldest (%s)", len(pending), oldest)
-        pending[key] = (topic, payload, retain)
+        pending[key] = (topic, payload, retain, note)
         self._pump()
+
+    def waiting(self, key: str) -> Any:
+        """The note of `key`'s message not sent yet (None if none): of what `offer` would replace."""
+        message = self.pending.get(key)
+        return None if message is None else message[3]
 
     def withdraw(self, key: str) -> None:
         """Forget a waiting message (sent ones are the broker's already)."""
@@ -132,7 +139,7 @@ class Outbox:
             while mid in inflight:
                 mid = client._mid_generate()
             inflight[mid] = (key, message)
-            packets.append(publish_packet(*message, mid, self._v5))
+            packets.append(publish_packet(message[0], message[1], message[2], mid, self._v5))
             room -= 1
         client._packet_queue(_PUBLISH_QOS1, b"".join(packets), 0, 1)
         self.sent += len(packets)

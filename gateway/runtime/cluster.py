@@ -141,9 +141,7 @@ class ClusterRuntime:
             log.warning("cluster: %d escalation steps of %s were left firing by a dead owner; sending again",
                         released, ", ".join(sorted(estates)))  # fmt: skip
         keys = [k for k in await app.service.own(owned) if k.split("/", 1)[0] in estates]
-        if (
-            app.egress is not None
-        ):  # the broker's retained copies: a dead owner's last may never have gone out
+        if app.egress is not None:  # the broker's retained copies: a dead owner's last may not have gone out
             app.egress.republish(i for i in app.service.manager.by_id.values() if i.estate in estates)
         stored = await self.store.load_windows()
         windows = {k: v for k, v in stored.items() if k.split("/", 1)[0] in estates}

@@ -74,7 +74,6 @@ class IncidentEgress:
     def __init__(self, outbox: Outbox, gateway_id: str) -> None:
         self.outbox, self.gateway_id = outbox, gateway_id
         self.offered = 0
-        self._waiting: dict[str, list[TimelineEntry]] = {}  # topic → events of its snapshot in the outbox
 
     def __call__(self, changes: list[IncidentChange]) -> None:
         for change in changes:
@@ -87,24 +86,15 @@ class IncidentEgress:
     def offer(self, incident: Incident, events: Sequence[TimelineEntry] = ()) -> None:
         outbox = self.outbox
         topic = f"{PREFIX}/{incident.estate}/incident/{incident.id}"
-        events = self._since_last_sent(topic, events)
+        earlier = outbox.waiting(topic)  # the snapshot this one replaces, not sent yet: keep its events
+        if earlier:
+            events = (*earlier, *events)
         body = orjson.dumps(incident_snapshot(incident, self.gateway_id, events))
         clear = topic + " clear"
         if incident.state in UNRESOLVED:
             outbox.withdraw(clear)  # reopened before its clear went out: keep the retained snapshot
-            outbox.offer(topic, topic, body, True)
+            outbox.offer(topic, topic, body, True, events)
         else:
-            outbox.offer(topic, topic, body, False)
+            outbox.offer(topic, topic, body, False, events)
             outbox.offer(clear, topic, b"", True)
         self.offered += 1
-
-    def _since_last_sent(self, topic: str, events: Sequence[TimelineEntry]) -> Sequence[TimelineEntry]:
-        """`events` behind those of this topic's snapshot still waiting (the new one replaces it)."""
-        waiting, pending = self._waiting, self.outbox.pending
-        earlier = waiting.pop(topic, None)  # stale once its snapshot went out
-        merged = [*earlier, *events] if earlier and topic in pending else events
-        if merged:
-            waiting[topic] = list(merged)
-            if len(waiting) > 2 * len(pending) + 1024:  # forget what went out (amortised)
-                self._waiting = {key: value for key, value in waiting.items() if key in pending}
-        return merged

@@ -11,6 +11,7 @@ that arrives later gets every estate's current figures at once. Through the egre
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 
@@ -22,6 +23,8 @@ from gateway.sinks.mqtt_egress import PREFIX
 
 __all__ = ["KpiEgress"]
 
+log = logging.getLogger(__name__)
+
 
 class KpiEgress:
     def __init__(
@@ -30,6 +33,7 @@ class KpiEgress:
         self.outbox, self.gateway_id, self.kpis, self.interval = outbox, gateway_id, kpis, interval
         self._sent: dict[str, dict[str, float]] = {}  # topic → the values last offered
         self.offered = 0
+        self.failures = 0
 
     def publish_changed(self) -> int:
         """Offer every estate's KPIs whose values changed; how many were offered."""
@@ -49,7 +53,12 @@ class KpiEgress:
         return offered
 
     async def run(self) -> None:
-        """Until cancelled."""
+        """Until cancelled; a failed round is logged and tried again at the next interval (the figures
+        live on in the KPI engine, so nothing is lost but that round's messages)."""
         while True:
-            self.publish_changed()
+            try:
+                self.publish_changed()
+            except Exception:
+                self.failures += 1
+                log.exception("mqtt kpi: publishing the KPIs failed; again in %.0fs", self.interval)
             await asyncio.sleep(self.interval)

@@ -137,3 +137,17 @@ def test_a_coalesced_snapshot_carries_the_events_of_the_one_it_replaced() -> Non
     egress.offer(_incident(IncidentState.RESOLVED), [TimelineEntry(103.0, "resolved", "li")])
     outbox.puback(paho.last_mid, 0)
     assert _events(paho.written) == [["opened", "alarm_returned_to_normal", "acknowledged"], ["resolved"]]
+
+
+def test_a_snapshot_back_from_a_lost_connection_still_hands_its_events_to_a_newer_one() -> None:
+    """Unacknowledged when the connection ends, a snapshot waits again with its events; a newer change
+    of the incident replaces it and carries them (at least once, as QoS 1 is)."""
+    outbox, paho = Outbox(window=1), _Paho()
+    outbox.attach(paho, 65535, v5=False)
+    egress = IncidentEgress(outbox, "gw-1")
+    egress.offer(_incident(IncidentState.OPEN), [TimelineEntry(100.0, "opened")])
+    outbox.detach()  # no PUBACK came
+    egress.offer(_incident(IncidentState.ACKNOWLEDGED), [TimelineEntry(102.0, "acknowledged", "li")])
+    again = _Paho()
+    outbox.attach(again, 65535, v5=False)
+    assert _events(again.written) == [["opened", "acknowledged"]]
