@@ -30,8 +30,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -40,21 +38,12 @@ from machine import cpu_model, version_of  # noqa: E402
 from paced import PacedPublisher  # noqa: E402
 
 from gateway.runtime.broker import MosquittoProcess, free_port  # noqa: E402
-from tests.integration.cluster_gateway import Instance, cluster_site_yaml  # noqa: E402
-from tests.integration.faults import TOKEN, fault_site_yaml  # noqa: E402
+from tests.integration.cluster_gateway import Instance, cluster_site_yaml, split_evenly  # noqa: E402
+from tests.integration.faults import fault_site_yaml  # noqa: E402
 from tests.integration.postgres import PostgresProcess  # noqa: E402
 from tests.integration.receivers import HttpReceiver  # noqa: E402
 
 LEASE = 90.0  # longer than the backlog takes to publish: the split survives the kill -9 in between
-
-
-async def _health(node: Instance) -> dict[str, Any] | None:
-    try:
-        async with httpx.AsyncClient(timeout=2) as http:
-            answer = await http.get(f"{node.url}/health", headers={"Authorization": f"Bearer {TOKEN}"})
-            return answer.json() if answer.status_code == 200 else None
-    except httpx.HTTPError:
-        return None
 
 
 async def _until(what: str, within: float, check: Any) -> Any:
@@ -65,15 +54,6 @@ async def _until(what: str, within: float, check: Any) -> Any:
             return value
         await asyncio.sleep(0.2)
     raise BenchError(f"timed out after {within:.0f}s waiting for {what}")
-
-
-async def _owned_all(nodes: list[Instance], estates: int) -> bool:
-    healths = [await _health(n) for n in nodes]
-    if any(h is None for h in healths):
-        return False
-    owned = sum(int(h["cluster_estates_owned"]) for h in healths if h)
-    share = estates // len(nodes)
-    return owned == estates and all(int(h["cluster_estates_owned"]) == share for h in healths if h)
 
 
 def _backlog(estates: int, gates: int, messages: int, seed: int) -> list[tuple[str, str]]:
@@ -121,7 +101,7 @@ async def run_once(count: int, args: argparse.Namespace, pg: PostgresProcess, tm
             #    the leases stay with the instance ids, and each takes its own back at once when restarted
             for node in nodes:
                 node.start()
-            await _until("the leases to split", 90, lambda: _owned_all(nodes, args.estates))
+            await _until("the leases to split", 90, lambda: split_evenly(nodes, args.estates))
             await asyncio.sleep(1.0)  # every estate's session subscribed
             for node in nodes:
                 node.kill9()
@@ -133,7 +113,7 @@ async def run_once(count: int, args: argparse.Namespace, pg: PostgresProcess, tm
             first = None
             deadline = time.monotonic() + args.timeout
             while time.monotonic() < deadline:
-                healths = [await _health(n) for n in nodes]
+                healths = [await n.get("/health") for n in nodes]
                 done = sum(int(h["mqtt_messages_accepted"]) for h in healths if h)
                 now = time.perf_counter()
                 if first is None and done > 0:

@@ -87,7 +87,10 @@ class CpuSampler:
 
     def cores(self, start: float, end: float) -> dict[str, float]:
         """Cores used by each group between the last sample at or before `start` and the first at or
-        after `end` (wall clock, time.time())."""
+        after `end` (wall clock, time.time()); none for a window under two sampling intervals, where
+        the samples' own spacing would be most of it (the --quick drains)."""
+        if end - start < 2 * self.interval:
+            return {}
         stamps = [t for t, _ in self.samples]
         i = max(0, bisect.bisect_right(stamps, start) - 1)
         j = min(len(stamps) - 1, bisect.bisect_left(stamps, end))

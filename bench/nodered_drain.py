@@ -41,7 +41,7 @@ from drivers.transports.mqtt import BrokerSettings, _session_options
 from drivers.transports.mqtt_inbox import Inbox
 from gateway.runtime.app import App
 from gateway.runtime.broker import MosquittoProcess, free_port
-from tests.integration.cluster_gateway import Instance
+from tests.integration.cluster_gateway import Instance, split_evenly
 
 CHUNK = 60_000  # messages per publisher
 
@@ -120,7 +120,7 @@ async def drain_node_red(
     counter = asyncio.create_task(outputs.run())
     await outputs.ready.wait()
     proc = _start(user_dir, log)
-    sampler = CpuSampler({"node-red": [proc.pid], "broker": [broker_pid] if broker_pid else []})
+    sampler = CpuSampler({"node-red": [proc.pid], **_broker(broker_pid)})
     sampler.start()
     try:
         await counter
@@ -135,27 +135,20 @@ async def drain_node_red(
 class SnapshotsChild:
     """nodered.Snapshots in a child process: the output subscriber of the one-process drain must not
     share the gateway's event loop and core (Node-RED's subscriber is not in Node-RED's process either).
-    The parent sends how many transitions it still expects (fewer as the egress coalesces); the child
-    answers with their arrival times once it has seen that many."""
+    The child answers with the arrival times once it has seen `expected` transitions."""
 
-    def __init__(self, port: int, limit: float) -> None:
+    def __init__(self, port: int, limit: float, expected: int) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.conn, child_conn = ctx.Pipe()
         self.proc = ctx.Process(
-            target=_snapshots_main, args=(port, limit, child_conn), name="bench-snapshots"
+            target=_snapshots_main, args=(port, limit, expected, child_conn), name="bench-snapshots"
         )
         self._child_conn = child_conn
-        self._need: int | None = None
 
     async def start(self) -> None:
         self.proc.start()
         self._child_conn.close()
         await asyncio.to_thread(child_reply, self.conn, self.proc, "snapshot subscriber", 20, "ready")
-
-    def need(self, count: int) -> None:
-        if count != self._need:
-            self.conn.send(count)
-            self._need = count
 
     def answered(self) -> bool:
         return self.conn.poll()
@@ -168,38 +161,22 @@ class SnapshotsChild:
         close_child(self.conn, self.proc)
 
 
-def _snapshots_main(port: int, limit: float, conn: Connection) -> None:
+def _snapshots_main(port: int, limit: float, expected: int, conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        conn.send(("times", asyncio.run(_snapshots_until(port, limit, conn))))
+        conn.send(("times", asyncio.run(_snapshots_until(port, limit, expected, conn))))
     except Exception as exc:
         with contextlib.suppress(OSError):
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
     conn.close()
 
 
-async def _snapshots_until(port: int, limit: float, conn: Connection) -> list[float]:
-    need = [1 << 62]
-
-    def read() -> None:
-        with contextlib.suppress(EOFError):
-            while conn.poll():
-                need[0] = conn.recv()
-
-    asyncio.get_running_loop().add_reader(conn.fileno(), read)
+async def _snapshots_until(port: int, limit: float, expected: int, conn: Connection) -> list[float]:
     outputs = Snapshots(port, limit)
-    task = asyncio.create_task(outputs.run(lambda seen: seen >= need[0]))
+    task = asyncio.create_task(outputs.run(lambda seen: seen >= expected))
     await outputs.ready.wait()
     conn.send(("ready", None))
-    while len(outputs.times) < need[0]:  # `need` may drop with no message arriving
-        done, _ = await asyncio.wait({task}, timeout=0.01)
-        if done:
-            break
-    if task.done():
-        task.result()  # a timeout is the error
-    else:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    await task  # a timeout is the error
     return outputs.times
 
 
@@ -214,15 +191,13 @@ async def drain_gateway(
     await gateway_create_session(config)
     await _queue(port, work, f"gw-{tag}")
     limit = 120 + count / 1000
-    outputs = SnapshotsChild(port, limit)
-    await outputs.start()
     expected = len(transition_indexes(work))
+    outputs = SnapshotsChild(port, limit, expected)
+    await outputs.start()
     app, stop = App(config), asyncio.Event()
     task = asyncio.create_task(app.run(stop))
-    groups = {"broker": [broker_pid] if broker_pid else [], "subscriber": [outputs.proc.pid or 0]}
-    sampler = CpuSampler(groups)
+    sampler = CpuSampler({**_broker(broker_pid), "subscriber": [outputs.proc.pid or 0]})
     sampler.start()
-    outputs.need(expected)
     try:
         await _wait_until(outputs.answered, limit, task, lambda: f"{expected} outputs expected")
         times = outputs.times()
@@ -234,11 +209,17 @@ async def drain_gateway(
     return _with_cpu(_rate(work, times, coalesced), sampler, times, "gateway")
 
 
+def _broker(pid: int | None) -> dict[str, list[int]]:
+    """The broker's process group for a CpuSampler, where its pid is known."""
+    return {"broker": [pid]} if pid else {}
+
+
 def _with_cpu(run: DrainRun, sampler: CpuSampler, times: list[float], own: str) -> DrainRun:
     """`run` with the cores each process group used between the first and the last output."""
     cores = sampler.cores(times[0], times[-1])
-    cores[own] = cores.pop("own", 0.0)
-    return replace(run, cpu={k: v for k, v in cores.items() if k != "broker" or sampler.groups["broker"]})
+    if "own" in cores:
+        cores[own] = cores.pop("own")
+    return replace(run, cpu=cores)
 
 
 async def drain_ceiling(port: int, tmp: Path, count: int, estates: int, devices: int, tag: str) -> DrainRun:
@@ -316,9 +297,7 @@ async def _owning(nodes: list[Instance], estates: int, within: float) -> None:
         for node in nodes:
             if not node.running:
                 raise BenchError(f"{node.name} exited: {node.tail(10)}")
-        healths = [await n.get("/health") for n in nodes]
-        owned = [int(h.get("cluster_estates_owned", 0)) if h else -1 for h in healths]
-        if sum(owned) == estates and min(owned) == estates // len(nodes):
+        if await split_evenly(nodes, estates):
             return
         await asyncio.sleep(0.1)
     raise BenchError(f"the instances did not split {estates} estates within {within:.0f}s")

@@ -31,9 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(
-    1, str(Path(__file__).resolve().parents[1])
-)  # tests.integration: PostgreSQL, cluster instances
+# the project root, for tests.integration's PostgreSQL server and cluster instances
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 import core_throughput
 import feed_latency

@@ -98,3 +98,10 @@ class Instance:
     def count_in_log(self, needle: str) -> int:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return text.count(needle)
+
+
+async def split_evenly(nodes: list[Instance], estates: int) -> bool:
+    """Every instance answers /health and owns its equal share of the `estates` (the leases split)."""
+    healths = [await node.get("/health") for node in nodes]
+    owned = [int(h.get("cluster_estates_owned", 0)) if h else -1 for h in healths]
+    return sum(owned) == estates and min(owned) == estates // len(nodes)
