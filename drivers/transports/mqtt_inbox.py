@@ -14,7 +14,8 @@ the seam the ingress already uses for manual acks:
 - a PUBACK of a message the gateway's `Outbox` sent is handed to it (`outbox`);
 - every other packet (CONNACK, SUBACK, PUBACK of paho's own publishes, PINGRESP, DISCONNECT, QoS 2 flows)
   is handed to paho's own handler unchanged;
-- the acks of a batch go out as one write, in the order the messages arrived.
+- the acks of a batch go out as one write, in the order the messages arrived, straight to the socket
+  when paho has nothing queued ahead of them (`send_packets`).
 
 Back-pressure: when the messages read but not yet acknowledged reach `high`, reading stops (the broker
 keeps the rest queued for our persistent session) and resumes at `high // 2`. Unparsed bytes already read
@@ -36,7 +37,7 @@ from paho.mqtt.exception import MalformedPacket, MQTTException
 if TYPE_CHECKING:
     from drivers.transports.mqtt_outbox import Outbox
 
-__all__ = ["Delivery", "Inbox"]
+__all__ = ["Delivery", "Inbox", "send_packets"]
 
 Delivery = tuple[bytes, bytes, int, int]  # topic (UTF-8 bytes), payload, packet id, qos
 CHUNK = 16384  # about 250 small messages: one read callback stays well under a millisecond
@@ -49,8 +50,34 @@ _FRESH = {"command": 0, "have_remaining": 0, "remaining_count": [], "remaining_m
 def supported(client: aiomqtt.Client) -> bool:
     """Whether the paho client has the internals this module relies on (paho-mqtt 2.x)."""
     inner = client._client
-    names = ("_packet_handle", "_in_packet", "_sock_recv", "_loop_rc_handle", "_packet_queue", "_protocol")
+    names = ("_packet_handle", "_in_packet", "_sock_recv", "_loop_rc_handle", "_packet_queue", "_protocol",
+             "_sock_send", "_out_packet", "_last_msg_out")  # fmt: skip
     return all(hasattr(inner, name) for name in names)
+
+
+def send_packets(client: Any, command: int, data: bytes, qos: int = 0) -> None:
+    """Write `data` (whole MQTT packets) on a paho client's connection, now when nothing of paho's is
+    queued ahead of it, else behind what is.
+
+    paho queues every packet and, under aiomqtt, asks the event loop to watch the socket for writability
+    first: a write to its socket pair, `call_soon_threadsafe` (the loop's self-pipe), `add_writer`, the
+    write, `remove_writer`; five callbacks and six system calls a packet. At 8,000 msgs/s in batches of
+    two that was 28 % of the event loop (issue 9, bench/README.md). The socket takes a few hundred bytes
+    at once almost always; whatever it does not take goes through paho's queue, so the order of bytes on
+    the wire is kept either way. `command`/`qos` label the queued rest for paho (it only looks at them to
+    call `on_publish` for QoS 0 publishes)."""
+    sent = 0
+    if not client._out_packet:
+        try:
+            sent = client._sock_send(data)  # maps TLS's want-read/write to BlockingIOError
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:  # the connection is failing: paho's queue meets the same error and reports it
+            sent = 0
+        else:
+            client._last_msg_out = time.monotonic()  # paho's keepalive clock (paho.mqtt.client.time_func)
+    if sent < len(data):
+        client._packet_queue(command, data[sent:] if sent else data, 0, qos)
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:
@@ -298,7 +325,7 @@ class Inbox:
         if not self.closed and self._paho._sock is not None:
             if mids:
                 packet = b"".join(bytes((_PUBACK, 2, mid >> 8, mid & 255)) for mid in mids)
-                self._paho._packet_queue(_PUBACK, packet, 0, 0)
+                send_packets(self._paho, _PUBACK, packet)
             for mid in exactly_once:
                 self._paho.ack(mid, 2)
         self._check()

@@ -20,6 +20,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from drivers.transports.mqtt_inbox import send_packets
+
 __all__ = ["STATS", "Outbox"]
 
 log = logging.getLogger(__name__)
@@ -141,5 +143,5 @@ class Outbox:
             inflight[mid] = (key, message)
             packets.append(publish_packet(message[0], message[1], message[2], mid, self._v5))
             room -= 1
-        client._packet_queue(_PUBLISH_QOS1, b"".join(packets), 0, 1)
+        send_packets(client, _PUBLISH_QOS1, b"".join(packets), 1)
         self.sent += len(packets)

@@ -11,11 +11,17 @@ from gateway.sinks.mqtt_egress import IncidentEgress
 
 
 class _Paho:
-    """What the outbox uses of paho's client: its packet-id counter and its output queue."""
+    """What the outbox uses of paho's client: its packet-id counter, its socket and its output queue."""
 
     def __init__(self) -> None:
         self.last_mid = 0
         self.written: list[bytes] = []
+        self._out_packet: list[bytes] = []  # paho's queue: empty, so writes go straight to the socket
+        self._last_msg_out = 0.0
+
+    def _sock_send(self, data: bytes) -> int:
+        self.written.append(data)
+        return len(data)
 
     def _mid_generate(self) -> int:
         self.last_mid = self.last_mid % 65535 + 1
