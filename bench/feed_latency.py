@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from child import BenchError, child_reply, close_child
-from ingest_throughput import _connected, _stop_app, _wait_until
+from ingest_throughput import _connected, _started, _stop_app, _wait_until
 from paced import PacedPublisher, PacedResult
 from websockets.asyncio.client import connect as ws_connect
 
@@ -212,7 +212,7 @@ async def measure(
     recorder: asyncio.Task[None] | None = None
     ws: WsClient | None = None
     try:
-        await _wait_until(app.ready.is_set, 15, task, lambda: "gateway never got ready")
+        await _started(app, task)
         await _wait_until(lambda: _connected(app), 15, task, lambda: "gateway never connected")
         await asyncio.sleep(0.5)  # subscriptions settle
         sub = app.live.subscribe(maxsize=1_000_000)

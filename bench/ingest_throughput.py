@@ -56,6 +56,7 @@ from child import BenchError
 from machine import cpu_model, version_of  # bench/machine.py: run as a script, bench/ is on sys.path
 
 from gateway.config import ConfigError, GatewayConfig, parse_config
+from gateway.runtime import heap
 from gateway.runtime.app import App
 from gateway.runtime.broker import BrokerError, MosquittoProcess, find_mosquitto, free_port
 
@@ -287,12 +288,20 @@ async def _wait_until(
         await asyncio.sleep(POLL_INTERVAL)
 
 
+async def _started(app: App, task: asyncio.Task[None]) -> None:
+    """Wait for `ready`, then freeze the start-up heap as `estate-gateway run` does (runtime/heap.py)."""
+    await _wait_until(app.ready.is_set, CONNECT_TIMEOUT, task, lambda: "gateway never got ready")
+    heap.freeze_startup_heap()
+
+
 async def _stop_app(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
     stop.set()
     try:
         await asyncio.wait_for(task, STOP_TIMEOUT)
     except TimeoutError as exc:
         raise BenchError(f"gateway did not stop within {STOP_TIMEOUT:.0f}s") from exc
+    finally:
+        heap.thaw()  # the next App of this process starts with a collectable heap
 
 
 def _connected(app: App) -> bool:
@@ -353,7 +362,7 @@ async def gateway_drain(config: GatewayConfig, expected: int, limit_s: float) ->
     app, stop = App(config), asyncio.Event()
     task = asyncio.create_task(app.run(stop))
     try:
-        await _wait_until(app.ready.is_set, CONNECT_TIMEOUT, task, lambda: "gateway never got ready")
+        await _started(app, task)
         watch = _DrainWatch(app, expected)
         start, cpu = time.perf_counter(), time.process_time()
         await _wait_until(watch, limit_s, task, lambda: _progress(app, expected))

@@ -32,7 +32,7 @@ from typing import Any
 import aiomqtt
 from child import BenchError, child_reply, close_child
 from feed_latency import MQTT_TUNING, build_config, config_text, fit, messages
-from ingest_throughput import _stop_app, _wait_until, gateway_create_session
+from ingest_throughput import _started, _stop_app, _wait_until, gateway_create_session
 from machine import CpuSampler
 from nodered import HOST, Snapshots, _probe, _start, write_user_dir
 from paced import PacedPublisher
@@ -199,6 +199,7 @@ async def drain_gateway(
     sampler = CpuSampler({**_broker(broker_pid), "subscriber": [outputs.proc.pid or 0]})
     sampler.start()
     try:
+        await _started(app, task)
         await _wait_until(outputs.answered, limit, task, lambda: f"{expected} outputs expected")
         times = outputs.times()
         coalesced = app.egress.outbox.replaced if app.egress else 0

@@ -21,7 +21,7 @@ from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.config.loader import load_config_with_lines
 from gateway.escalation.checks import escalation_warnings
 from gateway.incidents import alarm_state
-from gateway.runtime import memtrace
+from gateway.runtime import heap, memtrace
 from gateway.runtime.app import App
 from gateway.runtime.broker import EmbeddedBroker, free_port, start_local_broker
 from gateway.runtime.build import bind_devices
@@ -79,7 +79,14 @@ async def _run(config: GatewayConfig) -> None:
     snapshots = memtrace.from_environment()
     if snapshots is not None:
         snapshots.start()
-    await App(config).run(stop)
+    app = App(config)
+    app_task = asyncio.create_task(app.run(stop))
+    ready = asyncio.create_task(app.ready.wait())
+    await asyncio.wait([app_task, ready], return_when=asyncio.FIRST_COMPLETED)
+    ready.cancel()
+    if app.ready.is_set():
+        heap.freeze_startup_heap()
+    await app_task
 
 
 # -- simulate ---------------------------------------------------------------------------------------
@@ -124,6 +131,7 @@ async def _demo(args: argparse.Namespace) -> None:
             app = App(config)
             app_task = asyncio.create_task(app.run(stop))
             await app.ready.wait()
+            heap.freeze_startup_heap()
             if app.push_port is not None:
                 host.push_to(app.push_port)
             url = f"http://{config.api.host}:{app.api_port}"
