@@ -76,7 +76,7 @@ from drivers.profiles import ModbusProfile, ProfileError, ProfileLibrary
 from drivers.sim import GeneratorModel, ModbusSimServer, PointsModel, RegisterModel
 from drivers.sim.points import SimValue
 from drivers.stats import StatsRegistry
-from drivers.transports.modbus import Framer, ModbusEndpoint, Table
+from drivers.transports.modbus import Framer, ModbusEndpoint, PreparedRead
 from gateway.model import Envelope, Quality, Reading, SystemClock
 from gateway.runtime.broker import free_port
 
@@ -590,8 +590,8 @@ class TimedEndpoint(ModbusEndpoint):
         self.last = 0.0
         self.record = False
 
-    async def read_held(self, table: Table, address: int, count: int, unit: int) -> list[int] | list[bool]:
-        words = await super().read_held(table, address, count, unit)
+    async def read_prepared(self, read: PreparedRead) -> list[int] | list[bool]:
+        words = await super().read_prepared(read)
         now = time.perf_counter()
         if self.record and self.last:
             self.intervals.append(now - self.last)

@@ -18,7 +18,7 @@ from drivers.errors import DriverConnectionError, DriverError, DriverProtocolErr
 from drivers.profiles.schema import ModbusPoint, ModbusProfile
 from drivers.registers import decode_nibbles, decode_points
 from drivers.stats import DeviceStats
-from drivers.transports.modbus import ModbusEndpoint
+from drivers.transports.modbus import ModbusEndpoint, PreparedRead
 from gateway.model import Clock, Envelope, Item, Quality, Reading, Source, Value
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ class ModbusDeviceDriver:
         self.stats, self.clock = stats, clock
         self.retries = retries
         self.blocks = plan_blocks(profile)
+        self._reads = [PreparedRead(b.table, b.address, b.count, unit_id) for b in self.blocks]  # type: ignore[arg-type]
         # each point's words within its block's, worked out once: (point, first, end)
         self._spans = [
             tuple((p, p.address - b.address, p.address - b.address + p.words) for p in b.points)
@@ -114,9 +115,9 @@ class ModbusDeviceDriver:
 
     async def _read_blocks(self, cycle: _Cycle) -> None:
         """Read the device's blocks in turn into `cycle`; stop at the first timeout or lost connection."""
-        for block, spans in zip(self.blocks, self._spans, strict=True):
+        for block, spans, read in zip(self.blocks, self._spans, self._reads, strict=True):
             try:
-                words = await self._read(block)
+                words = await self._read(read)
             except DriverProtocolError as exc:
                 cycle.alive = True  # it answered, with an exception
                 code = exc.exception_code
@@ -141,11 +142,11 @@ class ModbusDeviceDriver:
             else:
                 cycle.alarm_words.append((block, words))
 
-    async def _read(self, block: Block) -> list[int] | list[bool]:
+    async def _read(self, read: PreparedRead) -> list[int] | list[bool]:
         """Read one block; a timeout is retried `retries` times at once (a noisy RS-485 line)."""
         for attempt in range(self.retries + 1):
             try:
-                return await self.endpoint.read_held(block.table, block.address, block.count, self.unit_id)  # type: ignore[arg-type]
+                return await self.endpoint.read_prepared(read)
             except DriverTimeout:
                 if attempt == self.retries:
                     raise

@@ -13,19 +13,46 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ModbusPDU
+from pymodbus.pdu.bit_message import ReadCoilsRequest, ReadDiscreteInputsRequest, WriteSingleCoilRequest
+from pymodbus.pdu.register_message import (
+    ReadHoldingRegistersRequest,
+    ReadInputRegistersRequest,
+    WriteMultipleRegistersRequest,
+)
 
 from drivers.errors import DriverConnectionError, DriverProtocolError, DriverTimeout
 
 log = logging.getLogger(__name__)
 Table = Literal["coil", "discrete", "holding", "input"]
 Framer = Literal["socket", "rtu"]
+_READ_REQUESTS: dict[str, type[ModbusPDU]] = {
+    "holding": ReadHoldingRegistersRequest,
+    "input": ReadInputRegistersRequest,
+    "coil": ReadCoilsRequest,
+    "discrete": ReadDiscreteInputsRequest,
+}
+
+
+class PreparedRead:
+    """One block read, its request built once and sent again on every poll (`read_prepared`).
+
+    pymodbus' `read_*_registers` build and validate a request PDU per call; a device reads the same
+    blocks every cycle, so the driver keeps one per block. pymodbus sets the transaction id on each send,
+    and the endpoint's lock keeps one request in flight, so reusing it is safe."""
+
+    __slots__ = ("bits", "count", "request", "unit", "what")
+
+    def __init__(self, table: Table, address: int, count: int, unit: int) -> None:
+        self.request = _READ_REQUESTS[table](address=address, count=count, dev_id=unit)
+        self.bits = table in ("coil", "discrete")
+        self.count, self.unit = count, unit
+        self.what = f"read {table}@{address}+{count}"
 
 
 class ModbusEndpoint:
@@ -42,12 +69,6 @@ class ModbusEndpoint:
             reconnect_delay=0,  # we reconnect ourselves, with backoff
             name=f"modbus-{host}:{port}-{framer}",
         )
-        self._readers: dict[str, Callable[..., Awaitable[ModbusPDU]]] = {
-            "holding": self._client.read_holding_registers,
-            "input": self._client.read_input_registers,
-            "coil": self._client.read_coils,
-            "discrete": self._client.read_discrete_inputs,
-        }
         # pymodbus times each request out itself; beyond this a transaction is hung, not slow
         self.backstop = timeout * 2 + 1
         self._lock = asyncio.Lock()
@@ -103,28 +124,32 @@ class ModbusEndpoint:
         """`read` for a caller that already holds `exclusive()`, without the backstop timer: pymodbus
         times each request out itself, and a poll cycle has one backstop for all its reads (a timer per
         read costs ~3 µs, ~6 % of a read's CPU: bench/modbus_poll.py)."""
-        reader = self._readers[table]
-        reply = await self._request(lambda: reader(address, count=count, device_id=unit), unit, "read")
-        if table in ("coil", "discrete"):
-            return list(reply.bits[:count])
+        return await self.read_prepared(PreparedRead(table, address, count, unit))
+
+    async def read_prepared(self, read: PreparedRead) -> list[int] | list[bool]:
+        """`read_held` of a block read prepared once (`PreparedRead`): the driver's path, every poll."""
+        reply = await self._request(read.request, read.unit, read.what)
+        if read.bits:
+            return list(reply.bits[: read.count])
         registers = reply.registers
-        if len(registers) != count:
+        if len(registers) != read.count:
             raise DriverProtocolError(
-                f"{self.label} unit {unit}: asked {count} registers, got {len(registers)}"
+                f"{self.label} unit {read.unit}: asked {read.count} registers, got {len(registers)}"
             )
         return list(registers)
 
-    async def _request(self, request: Callable[[], Awaitable[ModbusPDU]], unit: int, what: str) -> ModbusPDU:
+    async def _request(self, request: ModbusPDU, unit: int, what: str) -> ModbusPDU:
         """One request on the held bus; pymodbus' failures and exception replies as DriverErrors."""
-        if not self._client.connected:  # checked here: no coroutine to await per read while connected
+        client = self._client
+        if not client.connected:  # checked here: no coroutine to await per read while connected
             await self._ensure_connected()
         try:
-            reply = await request()
+            reply: ModbusPDU = await client.execute(False, request)
         except (ModbusIOException, TimeoutError) as exc:
             self._forget_late_reply()
             raise DriverTimeout(f"{self.label} unit {unit}: no reply to {what} in {self.timeout}s") from exc
         except (ConnectionException, OSError) as exc:
-            self._client.close()
+            client.close()
             raise DriverConnectionError(f"{self.label}: {exc}") from exc
         except ModbusException as exc:
             raise DriverProtocolError(f"{self.label} unit {unit}: {exc}") from exc
@@ -144,13 +169,13 @@ class ModbusEndpoint:
 
     async def write_registers(self, address: int, values: list[int], unit: int) -> None:
         """FC16: several registers in one request (a DSE control key and its complement)."""
-        await self._write(lambda: self._client.write_registers(address, values, device_id=unit), unit)
+        await self._write(WriteMultipleRegistersRequest(address=address, registers=values, dev_id=unit), unit)
 
     async def write_coil(self, address: int, value: bool, unit: int) -> None:
         """FC05: one coil (a relay)."""
-        await self._write(lambda: self._client.write_coil(address, value, device_id=unit), unit)
+        await self._write(WriteSingleCoilRequest(address=address, bits=[value], dev_id=unit), unit)
 
-    async def _write(self, request: Callable[[], Awaitable[ModbusPDU]], unit: int) -> None:
+    async def _write(self, request: ModbusPDU, unit: int) -> None:
         async with self._lock:
             try:
                 async with asyncio.timeout(self.backstop):

@@ -12,7 +12,7 @@ from drivers.modbus_bus import BusPoller
 from drivers.modbus_device import ModbusDeviceDriver
 from drivers.profiles import ModbusProfile, ProfileLibrary
 from drivers.stats import DeviceStats
-from drivers.transports.modbus import ModbusEndpoint, Table
+from drivers.transports.modbus import ModbusEndpoint, PreparedRead
 from gateway.model import Envelope, Reading, SystemClock
 
 
@@ -85,7 +85,7 @@ class HungEndpoint(ModbusEndpoint):
         super().__init__("127.0.0.1", 1, timeout=0.01)
         self.resets = 0
 
-    async def read_held(self, table: Table, address: int, count: int, unit: int) -> list[int] | list[bool]:
+    async def read_prepared(self, read: PreparedRead) -> list[int] | list[bool]:
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
