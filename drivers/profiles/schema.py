@@ -109,8 +109,10 @@ class ModbusPoint(_Strict):
         kind = info.data.get("type")
         if kind is None:  # the type itself is invalid: reported there
             return sentinels
-        if kind == "float32" and sentinels:
-            raise ValueError("float32 points take no sentinels (NaN and Inf are already bad)")
+        if kind == "float32":
+            if sentinels:
+                raise ValueError("float32 points take no sentinels (NaN and Inf are already bad)")
+            return sentinels
         bits = _BITS[kind]
         out = []
         for value in sentinels:
