@@ -16,7 +16,7 @@ from drivers.blocks import Block, plan_blocks
 from drivers.derived import derive
 from drivers.errors import DriverConnectionError, DriverError, DriverProtocolError, DriverTimeout
 from drivers.profiles.schema import ModbusPoint, ModbusProfile
-from drivers.registers import decode_nibbles, decode_points
+from drivers.registers import ProfileDecoder, decode_nibbles
 from drivers.stats import DeviceStats
 from drivers.transports.modbus import ModbusEndpoint, PreparedRead
 from gateway.model import Clock, Envelope, Item, Quality, Reading, Source, Value
@@ -69,6 +69,7 @@ class ModbusDeviceDriver:
             for b in self.blocks
         ]
         self._units = {p.name: p.unit for p in profile.points}
+        self._decoder = ProfileDecoder.of(profile)
         self._failures = 0
         self._online: bool | None = None
         self._failing_blocks: set[int] = set()  # block addresses currently failing (logged once)
@@ -183,7 +184,7 @@ class ModbusDeviceDriver:
         """Decode the poll's points together (a value may take its decimals from another point), then
         the derived points; a bad value is reported as quality bad, never as a number."""
         units, last_good, estate, device = self._units, self._last_good, self.estate, self.device
-        decoded = decode_points(chunks, self.profile)
+        decoded = self._decoder.decode(chunks)
         items: list[Item] = []
         for name, point in decoded.items():  # `_reading` inlined for the common case: the hot loop
             value = point.value

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from drivers.profiles.schema import ModbusPoint, ModbusProfile
 from gateway.model import Value
@@ -23,9 +23,11 @@ _MASK = {"int16": 0xFFFF, "uint16": 0xFFFF, "int32": 0xFFFFFFFF, "uint32": 0xFFF
 MAX_DECIMALS = 6
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
-    """A decoded point: value, or None with a reason when the raw value is a sentinel."""
+class Decoded(NamedTuple):
+    """A decoded point: value, or None with a reason when the raw value is a sentinel.
+
+    A NamedTuple, not a frozen dataclass: one is made per point per poll, and a frozen dataclass's
+    __init__ (object.__setattr__ per field) cost 3× as much (bench/modbus_poll.py)."""
 
     value: Value | None
     raw: int | float | bool
@@ -78,7 +80,7 @@ def _is_sentinel(raw: int | float, point: ModbusPoint, profile: ModbusProfile) -
 
 
 def _decimal_places(decimals: Value | None) -> int | None:
-    if isinstance(decimals, bool) or not isinstance(decimals, int | float):
+    if isinstance(decimals, bool) or not isinstance(decimals, int | float) or not math.isfinite(decimals):
         return None
     if decimals != int(decimals) or not 0 <= decimals <= MAX_DECIMALS:
         return None
@@ -122,25 +124,115 @@ def decode_point(
     return Decoded(round(value, 6), raw)
 
 
+PointDecoder = Callable[[list[int], "Value | None"], Decoded]
+_STRUCT = {"uint16": ">H", "bool": ">H", "int16": ">h", "uint32": ">I", "int32": ">i", "float32": ">f"}
+
+
+def point_decoder(point: ModbusPoint, profile: ModbusProfile) -> PointDecoder:
+    """`decode_point` for one point, with all that does not depend on the words worked out once.
+
+    A driver decodes every point of every poll (3,880 per round of bench/modbus_poll.py's 500 devices);
+    the generic function spent most of its time re-reading the point's settings and the profile's.
+    Same results for any words: tests/unit/test_property_decoders.py holds every library point to
+    `decode_point`, which stays the reference."""
+    kind, bit, bits, enum = point.type, point.bit, point.bits, point.enum
+    order = point.word_order or profile.word_order
+    swap, reverse = order in ("BADC", "DCBA"), order in ("CDAB", "DCBA")
+    one_word, signed16 = kind in _ONE_WORD, kind == "int16"
+    unpack = struct.Struct(_STRUCT[kind]).unpack
+    mask = _MASK.get(kind, 0)
+    sentinels = frozenset(point.sentinels)
+    top = profile.sentinel_top if point.sentinel_top is None else point.sentinel_top
+    above = _MAX[kind] - top if top and kind in _MAX and bit is None and enum is None else None
+    start, width = (bits.start, (1 << bits.width) - 1) if bits is not None else (0, 0)
+    decimals_from, scale, offset = point.decimals_from, point.scale, point.offset
+    plain = scale == 1.0 and offset == 0.0
+
+    def raw_of(words: list[int]) -> int | float:
+        if one_word and len(words) == 1:
+            word = words[0]
+            if swap:
+                word = ((word & 0xFF) << 8) | (word >> 8)
+            return word - 0x10000 if signed16 and word & 0x8000 else word
+        if swap:
+            words = [((w & 0xFF) << 8) | (w >> 8) for w in words]
+        if reverse:
+            words = words[::-1]
+        return unpack(b"".join(w.to_bytes(2, "big") for w in words))[0]  # type: ignore[no-any-return]
+
+    def decode(words: list[int], decimals: Value | None = None) -> Decoded:
+        raw = raw_of(words)
+        if bit is not None:
+            return Decoded(bool((int(raw) >> bit) & 1), raw)
+        if kind == "bool":
+            return Decoded(bool(raw), raw)
+        if bits is not None:
+            raw = ((int(raw) & 0xFFFF) >> start) & width
+        elif isinstance(raw, float):
+            if not math.isfinite(raw):
+                return Decoded(None, raw, "nan")
+        elif (raw & mask) in sentinels or (above is not None and raw > above):
+            return Decoded(None, raw, f"sentinel 0x{raw & mask:X}")
+        if enum is not None:
+            label = enum.get(int(raw))
+            if label is None:
+                return Decoded(None, raw, f"unknown code {raw}")
+            return Decoded(label, raw)
+        if decimals_from is not None:
+            places = _decimal_places(decimals)
+            if places is None:
+                return Decoded(None, raw, f"no usable decimals from {decimals_from!r}: {decimals!r}")
+            return Decoded(round(raw * scale / 10**places + offset, 6), raw)
+        if isinstance(raw, float):
+            raw = float(f"{raw:.7g}")
+        elif plain:
+            return Decoded(raw, raw)
+        return Decoded(round(raw * scale + offset, 6), raw)
+
+    return decode
+
+
+class ProfileDecoder:
+    """`decode_points` for one profile, its points' decoders compiled once (`point_decoder`). `of`
+    shares one per profile between the devices that use it."""
+
+    @classmethod
+    def of(cls, profile: ModbusProfile) -> ProfileDecoder:
+        entry = _SHARED.get(id(profile))
+        if entry is None or entry[0] is not profile:
+            entry = _SHARED[id(profile)] = (profile, cls(profile))
+        return entry[1]
+
+    def __init__(self, profile: ModbusProfile) -> None:
+        self._decoders = {point.name: point_decoder(point, profile) for point in profile.points}
+        self._deferred = any(point.decimals_from is not None for point in profile.points)
+
+    def decode(self, chunks: list[tuple[ModbusPoint, list[int]]]) -> dict[str, Decoded]:
+        decoders = self._decoders
+        if not self._deferred:  # most profiles: one pass
+            return {point.name: decoders[point.name](words, None) for point, words in chunks}
+        out: dict[str, Decoded] = {}
+        deferred: list[tuple[ModbusPoint, list[int]]] = []
+        for point, words in chunks:
+            if point.decimals_from is None:
+                out[point.name] = decoders[point.name](words, None)
+            else:
+                deferred.append((point, words))
+        for point, words in deferred:
+            source = out.get(point.decimals_from)  # type: ignore[arg-type]
+            out[point.name] = decoders[point.name](words, source.value if source else None)
+        return {point.name: out[point.name] for point, _ in chunks}
+
+
+_SHARED: dict[int, tuple[ModbusProfile, ProfileDecoder]] = {}  # by id(profile), which it keeps alive
+
+
 def decode_points(
     chunks: Iterable[tuple[ModbusPoint, list[int]]], profile: ModbusProfile
 ) -> dict[str, Decoded]:
     """Decode one poll's points (point, its words). A point with `decimals_from` is decoded after the
     point it names, with that point's value from the same poll; the result keeps the input order."""
-    chunks = list(chunks)
-    out: dict[str, Decoded] = {}
-    deferred: list[tuple[ModbusPoint, list[int]]] = []
-    for point, words in chunks:
-        if point.decimals_from is None:
-            out[point.name] = decode_point(words, point, profile)
-        else:
-            deferred.append((point, words))
-    if not deferred:  # most profiles: one pass
-        return out
-    for point, words in deferred:
-        source = out.get(point.decimals_from)  # type: ignore[arg-type]
-        out[point.name] = decode_point(words, point, profile, source.value if source else None)
-    return {point.name: out[point.name] for point, _ in chunks}
+    return ProfileDecoder.of(profile).decode(list(chunks))
 
 
 def decode_nibbles(words: list[int], count: int) -> list[int]:
