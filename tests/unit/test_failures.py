@@ -93,4 +93,3 @@ async def test_a_poisoned_item_costs_that_item_only(
     assert pipeline.core_errors == 1 and acked == ["a", "b"]
     assert [i.rule for i in await service.list(IncidentQuery())] == ["hi"]
     await store.close()
-
