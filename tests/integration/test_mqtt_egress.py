@@ -34,6 +34,7 @@ def _site(port: int, db: Path, client_id: str, estate: str, mqtt: str = "") -> s
 gateway_id: egress-gw
 mqtt: {{host: 127.0.0.1, port: {port}, client_id: {client_id}, keepalive: 5{mqtt}}}
 store: {{path: "{db}"}}
+api: {{host: 127.0.0.1, port: 0}}  # a free port: two of these gateways may run at once (xdist)
 incidents: {{correlation_window: 0}}
 rules:
   - {{id: gate_tamper, kind: state, family: access_gate, point: tamper, values: [true], priority: high,
