@@ -67,8 +67,12 @@ class Outbox:
         self._v5 = False
 
     # -- the producer side -------------------------------------------------------------------------
-    def offer(self, key: str, topic: str, payload: bytes, retain: bool, note: Any = None) -> None:
-        """Queue a message; it replaces a waiting one of the same key (a newer state of the same thing)."""
+    def offer(
+        self, key: str, topic: str, payload: bytes, retain: bool, note: Any = None, *, send: bool = True
+    ) -> None:
+        """Queue a message; it replaces a waiting one of the same key (a newer state of the same thing).
+        `send=False`: leave it waiting until `send()`, so a producer with several messages at once (a
+        commit's changes) writes them to the socket together: one system call, not one per message."""
         pending = self.pending
         if key in pending:
             self.replaced += 1
@@ -80,6 +84,11 @@ class Outbox:
             if self.dropped & 0x3FF == 1:
                 log.warning("mqtt egress: %d messages waiting; dropped the oldest (%s)", len(pending), oldest)
         pending[key] = (topic, payload, retain, note)
+        if send:
+            self._pump()
+
+    def send(self) -> None:
+        """Write what waits, as far as the window allows (after offers with `send=False`)."""
         self._pump()
 
     def waiting(self, key: str) -> Any:

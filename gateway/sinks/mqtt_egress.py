@@ -2,11 +2,11 @@
 
 For BMS panels, estate apps and other gateways that follow incidents without the HTTP API. A message is
 the incident's state after a change plus what that change added to its timeline (`events`: opened,
-alarm_reactivated, alarm_returned_to_normal, acknowledged, ...); two changes committed together both
-show the later state, each with its own events. While a snapshot waits in the outbox, a newer one of the
-same incident takes its place and carries the waiting one's events before its own, so a subscriber sees
-every timeline event once and in order, even where states were coalesced (an alarm and its clear in one
-committed batch of a drain). A snapshot is retained while its incident is unresolved,
+alarm_reactivated, alarm_returned_to_normal, acknowledged, ...). A commit's snapshots are offered first
+and written together (one system call). While a snapshot waits in the outbox, a newer one of the same
+incident takes its place and carries the waiting one's events before its own, so a subscriber sees every
+timeline event once and in order, even where states were coalesced (two changes of one incident in the
+same commit, an alarm and its clear in one batch of a drain, or while the broker is away). A snapshot is retained while its incident is unresolved,
 so a subscriber that arrives later gets every open incident at once; when the incident is resolved or
 closed, its last snapshot goes out not retained and the retained one is cleared (a zero-length retained
 message), so the broker keeps open incidents only.
@@ -77,13 +77,15 @@ class IncidentEgress:
 
     def __call__(self, changes: list[IncidentChange]) -> None:
         for change in changes:
-            self.offer(change.incident, change.entries)
+            self.offer(change.incident, change.entries, send=False)
+        self.outbox.send()  # a commit's snapshots in one write
 
     def republish(self, incidents: Iterable[Incident]) -> None:
         for incident in incidents:
-            self.offer(incident)
+            self.offer(incident, send=False)
+        self.outbox.send()
 
-    def offer(self, incident: Incident, events: Sequence[TimelineEntry] = ()) -> None:
+    def offer(self, incident: Incident, events: Sequence[TimelineEntry] = (), send: bool = True) -> None:
         outbox = self.outbox
         topic = f"{PREFIX}/{incident.estate}/incident/{incident.id}"
         earlier = outbox.waiting(topic)  # the snapshot this one replaces, not sent yet: keep its events
@@ -93,8 +95,8 @@ class IncidentEgress:
         clear = topic + " clear"
         if incident.state in UNRESOLVED:
             outbox.withdraw(clear)  # reopened before its clear went out: keep the retained snapshot
-            outbox.offer(topic, topic, body, True, events)
+            outbox.offer(topic, topic, body, True, events, send=send)
         else:
-            outbox.offer(topic, topic, body, False, events)
-            outbox.offer(clear, topic, b"", True)
+            outbox.offer(topic, topic, body, False, events, send=send)
+            outbox.offer(clear, topic, b"", True, send=send)
         self.offered += 1

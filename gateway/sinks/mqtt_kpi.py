@@ -46,9 +46,10 @@ class KpiEgress:
             if self._sent.get(topic) == values:
                 continue
             body = {"estate": estate, "name": name, "gateway": self.gateway_id, "values": values, "ts": now}
-            self.outbox.offer(topic, topic, orjson.dumps(body), True)
+            self.outbox.offer(topic, topic, orjson.dumps(body), True, send=False)
             self._sent[topic] = values
             offered += 1
+        self.outbox.send()
         self.offered += offered
         return offered
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from drivers.transports.mqtt_outbox import Outbox, publish_packet
+from gateway.incidents import IncidentChange
 from gateway.model import Incident, IncidentState, Priority, TimelineEntry
 from gateway.sinks.mqtt_egress import IncidentEgress
 
@@ -157,3 +158,27 @@ def test_a_snapshot_back_from_a_lost_connection_still_hands_its_events_to_a_newe
     again = _Paho()
     outbox.attach(again, 65535, v5=False)
     assert _events(again.written) == [["opened", "acknowledged"]]
+
+
+def test_a_commit_s_snapshots_leave_in_one_write_and_one_incident_s_changes_as_one_message() -> None:
+    """The egress offers a commit's changes first and writes them after: one system call for the lot;
+    two changes of one incident in the same commit become one message, the later state with both
+    changes' events in order."""
+    outbox, paho = Outbox(window=100), _Paho()
+    outbox.attach(paho, 65535, v5=False)
+    egress = IncidentEgress(outbox, "gw-1")
+    first, second = _incident(IncidentState.OPEN), _incident(IncidentState.OPEN)
+    second.id, second.alarm_key = 8, "sunshine/lvl-2/septic_high"
+    egress(
+        [
+            IncidentChange(first, True, [TimelineEntry(100.0, "opened")]),
+            IncidentChange(second, True, [TimelineEntry(100.5, "opened")]),
+            IncidentChange(first, False, [TimelineEntry(101.0, "alarm_returned_to_normal")]),
+        ]
+    )
+    assert len(paho.written) == 1  # one write
+    assert [topic for topic, _ in _messages(paho.written)] == [
+        "estate-gateway/sunshine/incident/8",
+        "estate-gateway/sunshine/incident/7",
+    ]
+    assert _events(paho.written) == [["opened"], ["opened", "alarm_returned_to_normal"]]
