@@ -6,10 +6,10 @@ alarm_reactivated, alarm_returned_to_normal, acknowledged, ...). A commit's snap
 and written together (one system call). While a snapshot waits in the outbox, a newer one of the same
 incident takes its place and carries the waiting one's events before its own, so a subscriber sees every
 timeline event once and in order, even where states were coalesced (two changes of one incident in the
-same commit, an alarm and its clear in one batch of a drain, or while the broker is away). A snapshot is retained while its incident is unresolved,
-so a subscriber that arrives later gets every open incident at once; when the incident is resolved or
-closed, its last snapshot goes out not retained and the retained one is cleared (a zero-length retained
-message), so the broker keeps open incidents only.
+same commit, an alarm and its clear in one batch of a drain, or while the broker is away). A snapshot
+is retained while its incident is unresolved, so a subscriber that arrives later gets every open
+incident at once; when the incident is resolved or closed, its last snapshot goes out not retained and
+the retained one is cleared (a zero-length retained message), so the broker keeps open incidents only.
 
 The messages go through the egress connection's `Outbox`: keyed by topic, so while the broker is away
 only each incident's latest message waits, with the events of every change since its last message went
