@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import struct
+import weakref
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
@@ -198,10 +199,11 @@ class ProfileDecoder:
 
     @classmethod
     def of(cls, profile: ModbusProfile) -> ProfileDecoder:
-        entry = _SHARED.get(id(profile))
-        if entry is None or entry[0] is not profile:
-            entry = _SHARED[id(profile)] = (profile, cls(profile))
-        return entry[1]
+        decoder = _SHARED.get(id(profile))
+        if decoder is None:
+            decoder = _SHARED[id(profile)] = cls(profile)
+            weakref.finalize(profile, _SHARED.pop, id(profile), None)  # gone with its profile
+        return decoder
 
     def __init__(self, profile: ModbusProfile) -> None:
         self._decoders = {point.name: point_decoder(point, profile) for point in profile.points}
@@ -224,7 +226,7 @@ class ProfileDecoder:
         return {point.name: out[point.name] for point, _ in chunks}
 
 
-_SHARED: dict[int, tuple[ModbusProfile, ProfileDecoder]] = {}  # by id(profile), which it keeps alive
+_SHARED: dict[int, ProfileDecoder] = {}  # by id(profile), while that profile lives
 
 
 def decode_points(
@@ -232,7 +234,7 @@ def decode_points(
 ) -> dict[str, Decoded]:
     """Decode one poll's points (point, its words). A point with `decimals_from` is decoded after the
     point it names, with that point's value from the same poll; the result keeps the input order."""
-    return ProfileDecoder.of(profile).decode(list(chunks))
+    return ProfileDecoder(profile).decode(list(chunks))
 
 
 def decode_nibbles(words: list[int], count: int) -> list[int]:

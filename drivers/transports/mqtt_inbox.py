@@ -70,10 +70,8 @@ def send_packets(client: Any, command: int, data: bytes, qos: int = 0) -> None:
     if not client._out_packet:
         try:
             sent = client._sock_send(data)  # maps TLS's want-read/write to BlockingIOError
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:  # the connection is failing: paho's queue meets the same error and reports it
-            sent = 0
+        except OSError:  # would block (all of it goes through paho's queue), or the connection is failing
+            sent = 0  # (paho's queue meets the same error and reports the lost connection)
         else:
             client._last_msg_out = time.monotonic()  # paho's keepalive clock (paho.mqtt.client.time_func)
     if sent < len(data):

@@ -3,12 +3,14 @@ derived `scale` and `below` points."""
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from pydantic import ValidationError
 
 from drivers.derived import DerivedValue, derive
 from drivers.profiles import BitField, DerivedBelow, DerivedScale, ModbusPoint, ModbusProfile
-from drivers.registers import Decoded, decode_point, decode_points, encode_value
+from drivers.registers import _SHARED, Decoded, ProfileDecoder, decode_point, decode_points, encode_value
 
 GST = {0: "normal", 1: "fire", 2: "fault", 3: "disabled"}
 
@@ -195,3 +197,13 @@ def test_decimals_from_needs_an_integer_register() -> None:
         ModbusPoint(name="p", address=0, type="float32", decimals_from="d")
     with pytest.raises(ValidationError, match="its own decimals"):
         ModbusPoint(name="p", address=0, decimals_from="p")
+
+
+def test_devices_of_one_profile_share_its_decoder_and_it_goes_with_the_profile() -> None:
+    profile = _profile(DECIMALS, PRESSURE)
+    decoder = ProfileDecoder.of(profile)
+    assert ProfileDecoder.of(profile) is decoder and id(profile) in _SHARED
+    key = id(profile)
+    del profile, decoder
+    gc.collect()
+    assert key not in _SHARED  # a profile replaced at a config reload does not stay alive through it
