@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from drivers.errors import DriverTimeout
 from drivers.modbus_device import ModbusDeviceDriver
 from drivers.profiles import ModbusProfile, ProfileLibrary
 from drivers.sim import DeviceFault, GeneratorModel, ModbusSimServer
@@ -55,9 +56,14 @@ class Rig:
         return [r for r in self.got if r.point == point][-1]
 
 
-@pytest.fixture
-async def rig(profile: ModbusProfile) -> AsyncIterator[Rig]:
+@pytest.fixture(params=["lean", "execute"])
+async def rig(profile: ModbusProfile, request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    """Every test on both request paths: the endpoint's lean exchange and pymodbus' `client.execute`
+    (what a pymodbus without the lean path's parts gets), which must behave the same."""
     r = Rig(profile, units=2)
+    assert r.endpoint._ctx is not None  # the installed pymodbus takes the lean path
+    if request.param == "execute":
+        r.endpoint._ctx = None
     await r.server.start()
     yield r
     r.endpoint.close()
@@ -129,6 +135,23 @@ async def test_silent_unit_goes_offline_and_its_neighbour_is_not_delayed(rig: Ri
     assert dead.stats.online is True
 
 
+async def test_a_silent_peer_is_disconnected_as_pymodbus_does_and_reconnected(rig: Rig) -> None:
+    """pymodbus drops a TCP connection on the fifth request in a row without a reply (retries + 3 are
+    allowed first); both paths do, and the next request connects again."""
+    await rig.endpoint.read("holding", 1024, 1, 1)
+    rig.models[1].fault = DeviceFault(silent=True)
+    timeouts = 0
+    while rig.endpoint._client.connected and timeouts < 10:
+        with pytest.raises(DriverTimeout):
+            await rig.endpoint.read("holding", 1024, 1, 1)
+        timeouts += 1
+    assert timeouts == 5
+    rig.models[1].fault = DeviceFault()
+    await asyncio.sleep(0.4)  # the last unanswered request's late reply is not waited for
+    assert len(await rig.endpoint.read("holding", 1024, 1, 1)) == 1
+    assert rig.endpoint._client.connected
+
+
 async def test_refused_connection_goes_offline_and_recovers(profile: ModbusProfile) -> None:
     rig = Rig(profile)
     driver = rig.driver()
@@ -170,3 +193,41 @@ async def test_values_go_stale_not_frozen_when_the_device_goes_offline(rig: Rig)
     rig.got.clear()
     await driver.poll_once(rig.emit)  # still offline: said once, not every poll
     assert not [r for r in rig.got if r.quality is Quality.STALE]
+
+
+@pytest.mark.parametrize("lean", [True, False])
+@pytest.mark.parametrize("wrong", ["unit", "transaction"])
+async def test_a_reply_for_another_unit_or_transaction_is_not_taken(lean: bool, wrong: str) -> None:
+    """A converter that answers with the wrong unit id or transaction id (a raw Modbus TCP server on a
+    real socket): the read fails as a timeout, its registers are never taken for the asked unit's."""
+
+    handlers: list[asyncio.Task[None]] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.append(asyncio.current_task())  # type: ignore[arg-type]
+        try:
+            while request := await reader.read(12):  # MBAP (7) + FC03 request PDU (5)
+                tid, unit = int.from_bytes(request[0:2], "big"), request[6]
+                tid, unit = (tid + 1, unit) if wrong == "transaction" else (tid, unit + 1)
+                pdu = bytes([3, 2, 0x12, 0x34])  # FC03, 2 bytes, one register 0x1234
+                mbap = tid.to_bytes(2, "big") + b"\0\0" + (len(pdu) + 1).to_bytes(2, "big") + bytes([unit])
+                writer.write(mbap + pdu)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    endpoint = ModbusEndpoint("127.0.0.1", port, timeout=0.3)
+    if not lean:
+        endpoint._ctx = None
+    try:
+        with pytest.raises(DriverTimeout):
+            await endpoint.read("holding", 0, 1, 5)
+    finally:
+        endpoint.close()
+        server.close()
+        await server.wait_closed()
+        for handler in handlers:  # 3.11: closing the server leaves its connections' handlers running
+            handler.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
