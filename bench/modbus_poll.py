@@ -10,7 +10,8 @@ What is measured
       ``EndpointPool`` gives the runtime), polled as the runtime polls them: one ``BusPoller`` per
       endpoint taking its 50 devices in turn (``poll_round``: each device's ``poll_once`` into a counting
       emit), the endpoints concurrently (``asyncio.gather``). That is block reads → ``DriverError``
-      mapping → slicing → ``decode_points`` → derived points → ``Reading`` objects → ``Envelope``.
+      mapping → the profile's ``PollPlan`` (decode in place) → derived points → ``Reading`` objects →
+      ``Envelope``.
 
 Method
     The simulated devices are ``drivers.sim`` models (``PointsModel``, ``GeneratorModel`` for generator

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from drivers.profiles.schema import DerivedBelow, ModbusProfile
-from drivers.registers import Decoded
 from gateway.model import Value
 
 
@@ -23,14 +22,14 @@ class DerivedValue:
     unit: str = ""
 
 
-def derive(profile: ModbusProfile, decoded: Mapping[str, Decoded]) -> list[DerivedValue]:
+def derive(profile: ModbusProfile, values: Mapping[str, Value | None]) -> list[DerivedValue]:
+    """The derived points of one poll from its point values (None: bad; absent: not read)."""
     out: list[DerivedValue] = []
     for name, rule in profile.derived.items():
-        source = decoded.get(rule.source)
-        if source is None:
+        if rule.source not in values:
             continue
         unit = "" if isinstance(rule, DerivedBelow) else rule.unit
-        value = source.value
+        value = values[rule.source]
         if isinstance(value, bool) or not isinstance(value, int | float):
             out.append(DerivedValue(name, None, unit))
         elif isinstance(rule, DerivedBelow):

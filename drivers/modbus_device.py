@@ -7,16 +7,16 @@ counted and skipped, the rest of the map is still read.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
-from drivers.blocks import Block, plan_blocks
+from drivers.blocks import Block
 from drivers.derived import derive
 from drivers.errors import DriverConnectionError, DriverError, DriverProtocolError, DriverTimeout
+from drivers.poll_plan import PollPlan, Slot
 from drivers.profiles.schema import ModbusPoint, ModbusProfile
-from drivers.registers import ProfileDecoder, decode_nibbles
+from drivers.registers import ValueDecoder, decode_nibbles
 from drivers.stats import DeviceStats
 from drivers.transports.modbus import ModbusEndpoint, PreparedRead
 from gateway.model import Clock, Envelope, Item, Quality, Reading, Source, Value
@@ -31,7 +31,7 @@ Emit = Callable[[Envelope], Awaitable[None]]
 class _Cycle:
     """What one poll cycle read so far."""
 
-    chunks: list[tuple[ModbusPoint, list[int]]] = field(default_factory=list)  # (point, its words)
+    blocks: list[tuple[tuple[Slot, ...], list[int]]] = field(default_factory=list)  # (slots, words)
     alarm_words: list[tuple[Block, list[int] | list[bool]]] = field(default_factory=list)
     refused: list[ModbusPoint] = field(default_factory=list)  # points of blocks answered with an exception
     answered: int = 0  # blocks answered so far (values or an exception)
@@ -61,15 +61,9 @@ class ModbusDeviceDriver:
         self.poll_interval, self.offline_after = poll_interval, offline_after
         self.stats, self.clock = stats, clock
         self.retries = retries
-        self.blocks = plan_blocks(profile)
+        plan = PollPlan.of(profile)  # blocks and decoders, shared by the profile's devices
+        self.blocks, self._slots = plan.blocks, plan.slots
         self._reads = [PreparedRead(b.table, b.address, b.count, unit_id) for b in self.blocks]  # type: ignore[arg-type]
-        # each point's words within its block's, worked out once: (point, first, end)
-        self._spans = [
-            tuple((p, p.address - b.address, p.address - b.address + p.words) for p in b.points)
-            for b in self.blocks
-        ]
-        self._units = {p.name: p.unit for p in profile.points}
-        self._decoder = ProfileDecoder.of(profile)
         self._failures = 0
         self._online: bool | None = None
         self._failing_blocks: set[int] = set()  # block addresses currently failing (logged once)
@@ -85,9 +79,9 @@ class ModbusDeviceDriver:
         cycle = _Cycle()
         async with self.endpoint.exclusive():  # the device's blocks back to back: one bus hand-over
             try:
-                # pymodbus times out each request itself; this backstop (one timer per cycle, not per
-                # read) only fires when a transaction hangs, and then the connection is dropped.
-                async with asyncio.timeout(self._backstop()):
+                # pymodbus times out each request itself; this backstop (drivers/backstop.py: one timer
+                # for many cycles) only fires when a transaction hangs, and then the connection is dropped.
+                with self.endpoint.hang_guard(self._backstop()):
                     await self._read_blocks(cycle)
             except TimeoutError:
                 self.endpoint.reset()
@@ -98,7 +92,7 @@ class ModbusDeviceDriver:
                 cycle.complete = False
         items: list[Item] = []
         if cycle.complete:  # a cycle cut short by a timeout reports nothing but the device's state
-            items += self._point_readings(cycle.chunks, ts_ns)
+            items += self._point_readings(cycle.blocks, ts_ns)
             items += self._refused_readings(cycle.refused, ts_ns)
             for block, words in cycle.alarm_words:
                 items += self._alarm_readings(block, words, ts_ns)
@@ -116,9 +110,11 @@ class ModbusDeviceDriver:
 
     async def _read_blocks(self, cycle: _Cycle) -> None:
         """Read the device's blocks in turn into `cycle`; stop at the first timeout or lost connection."""
-        for block, spans, read in zip(self.blocks, self._spans, self._reads, strict=True):
+        read_prepared = self.endpoint.read_prepared
+        for block, slots, read in zip(self.blocks, self._slots, self._reads, strict=True):
             try:
-                words = await self._read(read)
+                # most devices are read without retries: no coroutine in between then
+                words = await (self._read(read) if self.retries else read_prepared(read))
             except DriverProtocolError as exc:
                 cycle.alive = True  # it answered, with an exception
                 code = exc.exception_code
@@ -135,11 +131,10 @@ class ModbusDeviceDriver:
             if block.address in self._failing_blocks:
                 self._failing_blocks.discard(block.address)
                 log.info("%s: %s@%d+%d reads again", self.name, block.table, block.address, block.count)
-            if spans:
+            if slots:
                 if block.table in ("coil", "discrete"):  # bits as 0/1 words
-                    cycle.chunks.extend((p, [int(w) for w in words[a:b]]) for p, a, b in spans)
-                else:
-                    cycle.chunks.extend((p, words[a:b]) for p, a, b in spans)  # type: ignore[misc]
+                    words = [int(w) for w in words]
+                cycle.blocks.append((slots, words))  # type: ignore[arg-type]
             else:
                 cycle.alarm_words.append((block, words))
 
@@ -180,22 +175,37 @@ class ModbusDeviceDriver:
             items.append(reading)
         return items
 
-    def _point_readings(self, chunks: list[tuple[ModbusPoint, list[int]]], ts_ns: int) -> list[Item]:
-        """Decode the poll's points together (a value may take its decimals from another point), then
-        the derived points; a bad value is reported as quality bad, never as a number."""
-        units, last_good, estate, device = self._units, self._last_good, self.estate, self.device
-        decoded = self._decoder.decode(chunks)
+    def _point_readings(self, blocks: list[tuple[tuple[Slot, ...], list[int]]], ts_ns: int) -> list[Item]:
+        """Decode the poll's points block by block (a value may take its decimals from another point of
+        the same poll), then the derived points; a bad value is reported as quality bad, never as a
+        number."""
+        last_good, estate, device = self._last_good, self.estate, self.device
+        values: dict[str, Value | None] = {}  # this poll's, for decimals_from and derived points
         items: list[Item] = []
-        for name, point in decoded.items():  # `_reading` inlined for the common case: the hot loop
-            value = point.value
-            if value is None:
-                items.append(self._reading(name, None, units[name], _MODBUS, ts_ns))
-                continue
-            reading = Reading(ts_ns, estate, device, name, value, units[name], _GOOD, _MODBUS)
-            last_good[name] = reading
-            items.append(reading)
-        derived = derive(self.profile, decoded)
-        items += [self._reading(d.name, d.value, d.unit, _DERIVED, ts_ns) for d in derived]
+        deferred: list[tuple[str, str, ValueDecoder, int, str, list[int]]] = []
+        for slots, words in blocks:  # the hot loop: `_reading` inlined for a good value
+            for name, unit, decode, first, source, later in slots:
+                if source is None:
+                    value = decode(words, first, None)
+                elif later:  # its decimals come later in the poll
+                    deferred.append((name, unit, decode, first, source, words))
+                    continue
+                else:
+                    value = decode(words, first, values.get(source))
+                values[name] = value
+                if value is None:
+                    items.append(self._reading(name, None, unit, _MODBUS, ts_ns))
+                    continue
+                reading = Reading(ts_ns, estate, device, name, value, unit, _GOOD, _MODBUS)
+                last_good[name] = reading
+                items.append(reading)
+        for name, unit, decode, first, source, words in deferred:
+            value = values[name] = decode(words, first, values.get(source))
+            items.append(self._reading(name, value, unit, _MODBUS, ts_ns))
+        if self.profile.derived:
+            items += [
+                self._reading(d.name, d.value, d.unit, _DERIVED, ts_ns) for d in derive(self.profile, values)
+            ]
         return items
 
     def _reading(self, point: str, value: Value | None, unit: str, source: Source, ts_ns: int) -> Item:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import struct
-import weakref
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
@@ -22,6 +21,7 @@ _MASK = {"int16": 0xFFFF, "uint16": 0xFFFF, "int32": 0xFFFFFFFF, "uint32": 0xFFF
 # A decimals register beyond this is garbage: an int32 carries at most 10 digits, and no transmitter
 # reports micro-units of its range (the RS-485 pressure transmitters use 0..3).
 MAX_DECIMALS = 6
+_POWERS_OF_TEN: tuple[int, ...] = tuple(10**places for places in range(MAX_DECIMALS + 1))
 
 
 class Decoded(NamedTuple):
@@ -125,21 +125,24 @@ def decode_point(
     return Decoded(round(value, 6), raw)
 
 
-PointDecoder = Callable[[list[int], "Value | None"], Decoded]
+ValueDecoder = Callable[[list[int], int, "Value | None"], "Value | None"]
 _STRUCT = {"uint16": ">H", "bool": ">H", "int16": ">h", "uint32": ">I", "int32": ">i", "float32": ">f"}
 
 
-def point_decoder(point: ModbusPoint, profile: ModbusProfile) -> PointDecoder:
-    """`decode_point` for one point, with all that does not depend on the words worked out once.
+def point_decoder(point: ModbusPoint, profile: ModbusProfile) -> ValueDecoder:
+    """`decode_point(...).value` for one point, with all that does not depend on the words worked out
+    once. Called as `decode(words, first, decimals)`: `words` is the whole block's, the point's start at
+    `first` (no slice per point); None means bad.
 
     A driver decodes every point of every poll (3,880 per round of bench/modbus_poll.py's 500 devices);
-    the generic function spent most of its time re-reading the point's settings and the profile's.
-    Same results for any words: tests/unit/test_property_decoders.py holds every library point to
-    `decode_point`, which stays the reference."""
+    the generic function spent most of its time re-reading the point's settings and the profile's, and
+    making a `Decoded` the driver only takes the value of. Same values for any words:
+    tests/unit/test_property_decoders.py holds every library point and generated ones to `decode_point`,
+    which stays the reference (and the one that says why a value is bad)."""
     kind, bit, bits, enum = point.type, point.bit, point.bits, point.enum
     order = point.word_order or profile.word_order
     swap, reverse = order in ("BADC", "DCBA"), order in ("CDAB", "DCBA")
-    one_word, signed16 = kind in _ONE_WORD, kind == "int16"
+    one_word, signed16 = point.words == 1, kind == "int16"
     unpack = struct.Struct(_STRUCT[kind]).unpack
     mask = _MASK.get(kind, 0)
     sentinels = frozenset(point.sentinels)
@@ -149,92 +152,83 @@ def point_decoder(point: ModbusPoint, profile: ModbusProfile) -> PointDecoder:
     decimals_from, scale, offset = point.decimals_from, point.scale, point.offset
     plain = scale == 1.0 and offset == 0.0
 
-    def raw_of(words: list[int]) -> int | float:
-        if one_word and len(words) == 1:
-            word = words[0]
+    def raw_at(words: list[int], first: int) -> int | float:
+        if one_word:
+            word = words[first]
             if swap:
                 word = ((word & 0xFF) << 8) | (word >> 8)
             return word - 0x10000 if signed16 and word & 0x8000 else word
+        pair = words[first : first + 2]
         if swap:
-            words = [((w & 0xFF) << 8) | (w >> 8) for w in words]
+            pair = [((w & 0xFF) << 8) | (w >> 8) for w in pair]
         if reverse:
-            words = words[::-1]
-        return unpack(b"".join(w.to_bytes(2, "big") for w in words))[0]  # type: ignore[no-any-return]
+            pair.reverse()
+        return unpack(b"".join(w.to_bytes(2, "big") for w in pair))[0]  # type: ignore[no-any-return]
 
-    def decode(words: list[int], decimals: Value | None = None) -> Decoded:
-        raw = raw_of(words)
-        if bit is not None:
-            return Decoded(bool((int(raw) >> bit) & 1), raw)
+    if one_word and not swap and bit is None and bits is None and enum is None and decimals_from is None:
         if kind == "bool":
-            return Decoded(bool(raw), raw)
+
+            def flag(words: list[int], first: int, decimals: Value | None = None) -> Value | None:
+                return bool(words[first])
+
+            return flag
+
+        def number(words: list[int], first: int, decimals: Value | None = None) -> Value | None:
+            """The common point, a plain 16-bit number: inlined, no branch it does not need."""
+            raw = words[first]
+            if signed16 and raw & 0x8000:
+                raw -= 0x10000
+            if (raw & mask) in sentinels or (above is not None and raw > above):
+                return None
+            return raw if plain else round(raw * scale + offset, 6)
+
+        return number
+
+    def decode(words: list[int], first: int, decimals: Value | None = None) -> Value | None:
+        raw = raw_at(words, first)
+        if bit is not None:
+            return bool((int(raw) >> bit) & 1)
+        if kind == "bool":
+            return bool(raw)
         if bits is not None:
             raw = ((int(raw) & 0xFFFF) >> start) & width
         elif isinstance(raw, float):
             if not math.isfinite(raw):
-                return Decoded(None, raw, "nan")
+                return None
         elif (raw & mask) in sentinels or (above is not None and raw > above):
-            return Decoded(None, raw, f"sentinel 0x{raw & mask:X}")
+            return None
         if enum is not None:
-            label = enum.get(int(raw))
-            if label is None:
-                return Decoded(None, raw, f"unknown code {raw}")
-            return Decoded(label, raw)
+            return enum.get(int(raw))
         if decimals_from is not None:
             places = _decimal_places(decimals)
             if places is None:
-                return Decoded(None, raw, f"no usable decimals from {decimals_from!r}: {decimals!r}")
-            return Decoded(round(raw * scale / 10**places + offset, 6), raw)
+                return None
+            return round(raw * scale / _POWERS_OF_TEN[places] + offset, 6)
         if isinstance(raw, float):
             raw = float(f"{raw:.7g}")
         elif plain:
-            return Decoded(raw, raw)
-        return Decoded(round(raw * scale + offset, 6), raw)
+            return raw
+        return round(raw * scale + offset, 6)
 
     return decode
-
-
-class ProfileDecoder:
-    """`decode_points` for one profile, its points' decoders compiled once (`point_decoder`). `of`
-    shares one per profile between the devices that use it."""
-
-    @classmethod
-    def of(cls, profile: ModbusProfile) -> ProfileDecoder:
-        decoder = _SHARED.get(id(profile))
-        if decoder is None:
-            decoder = _SHARED[id(profile)] = cls(profile)
-            weakref.finalize(profile, _SHARED.pop, id(profile), None)  # gone with its profile
-        return decoder
-
-    def __init__(self, profile: ModbusProfile) -> None:
-        self._decoders = {point.name: point_decoder(point, profile) for point in profile.points}
-        self._deferred = any(point.decimals_from is not None for point in profile.points)
-
-    def decode(self, chunks: list[tuple[ModbusPoint, list[int]]]) -> dict[str, Decoded]:
-        decoders = self._decoders
-        if not self._deferred:  # most profiles: one pass
-            return {point.name: decoders[point.name](words, None) for point, words in chunks}
-        out: dict[str, Decoded] = {}
-        deferred: list[tuple[ModbusPoint, list[int]]] = []
-        for point, words in chunks:
-            if point.decimals_from is None:
-                out[point.name] = decoders[point.name](words, None)
-            else:
-                deferred.append((point, words))
-        for point, words in deferred:
-            source = out.get(point.decimals_from)  # type: ignore[arg-type]
-            out[point.name] = decoders[point.name](words, source.value if source else None)
-        return {point.name: out[point.name] for point, _ in chunks}
-
-
-_SHARED: dict[int, ProfileDecoder] = {}  # by id(profile), while that profile lives
 
 
 def decode_points(
     chunks: Iterable[tuple[ModbusPoint, list[int]]], profile: ModbusProfile
 ) -> dict[str, Decoded]:
-    """Decode one poll's points (point, its words). A point with `decimals_from` is decoded after the
-    point it names, with that point's value from the same poll; the result keeps the input order."""
-    return ProfileDecoder(profile).decode(list(chunks))
+    """Decode one poll's points (point, its words) with `decode_point`. A point with `decimals_from` is
+    decoded after the point it names, with that point's value from the same poll; the result keeps the
+    input order."""
+    chunks = list(chunks)
+    out: dict[str, Decoded] = {}
+    for point, words in chunks:
+        if point.decimals_from is None:
+            out[point.name] = decode_point(words, point, profile)
+    for point, words in chunks:
+        if point.decimals_from is not None:
+            source = out.get(point.decimals_from)
+            out[point.name] = decode_point(words, point, profile, source.value if source else None)
+    return {point.name: out[point.name] for point, _ in chunks}
 
 
 def decode_nibbles(words: list[int], count: int) -> list[int]:

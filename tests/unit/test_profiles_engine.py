@@ -4,13 +4,19 @@ derived `scale` and `below` points."""
 from __future__ import annotations
 
 import gc
+from typing import cast
 
 import pytest
 from pydantic import ValidationError
 
 from drivers.derived import DerivedValue, derive
+from drivers.modbus_device import ModbusDeviceDriver
+from drivers.poll_plan import _SHARED, PollPlan
 from drivers.profiles import BitField, DerivedBelow, DerivedScale, ModbusPoint, ModbusProfile
-from drivers.registers import _SHARED, Decoded, ProfileDecoder, decode_point, decode_points, encode_value
+from drivers.registers import decode_point, decode_points, encode_value
+from drivers.stats import DeviceStats
+from drivers.transports.modbus import ModbusEndpoint
+from gateway.model import Quality, Reading, SystemClock
 
 GST = {0: "normal", 1: "fire", 2: "fault", 3: "disabled"}
 
@@ -39,6 +45,25 @@ def test_decimals_are_looked_up_whatever_the_order_of_the_points() -> None:
     profile = _profile(PRESSURE, DECIMALS)
     decoded = decode_points([(PRESSURE, [250]), (DECIMALS, [1])], profile)
     assert decoded["pressure"].value == 25.0
+
+
+@pytest.mark.parametrize("pressure_first", [False, True])
+def test_a_poll_decodes_decimals_from_a_point_before_or_after(pressure_first: bool) -> None:
+    """The driver's plan: a source read earlier is used in place; a later one (pressure at 3, its
+    decimals at 4) defers the point to the end of the poll's readings."""
+    pressure = PRESSURE.model_copy(update={"address": 3 if pressure_first else 4})
+    decimals = DECIMALS.model_copy(update={"address": 4 if pressure_first else 3})
+    profile = _profile(pressure, decimals)
+    plan = PollPlan.of(profile)
+    assert [block.count for block in plan.blocks] == [2]
+    words = [(-1234) & 0xFFFF, 2] if pressure_first else [2, (-1234) & 0xFFFF]
+    endpoint = cast(ModbusEndpoint, object())  # never used: no poll, the decode step alone
+    driver = ModbusDeviceDriver("e1", "tank", profile, endpoint, 1, 1.0, 2, DeviceStats(), SystemClock())
+    readings = driver._point_readings([(plan.slots[0], words)], 0)
+    assert [(r.point, r.value, r.quality) for r in readings if isinstance(r, Reading)] == [
+        ("decimals", 2, Quality.GOOD),
+        ("pressure", -12.34, Quality.GOOD),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -112,10 +137,6 @@ def test_sentinel_that_cannot_be_in_the_register_is_refused() -> None:
         ModbusPoint(name="x", address=0, type="float32", sentinels=[0])
 
 
-def _decoded(value: float | str | None) -> Decoded:
-    return Decoded(value, 0, None if value is not None else "sentinel")
-
-
 def test_derived_scale_and_below() -> None:
     profile = _profile(
         ModbusPoint(name="pressure", address=0, type="float32", unit="kPa"),
@@ -126,7 +147,7 @@ def test_derived_scale_and_below() -> None:
             "low": DerivedBelow(source="pressure", below=2.0),
         },
     )
-    out = {d.name: d for d in derive(profile, {"pressure": _decoded(15.0)})}
+    out = {d.name: d for d in derive(profile, {"pressure": 15.0})}
     assert out["level_m"].value == pytest.approx(15.0 / (9.807 * 1.02), rel=1e-5)
     assert out["level_m"].unit == "m"
     assert out["pressure_pa"].value == 15000.0
@@ -139,7 +160,7 @@ def test_derived_follows_the_source_quality() -> None:
         ModbusPoint(name="pressure", address=0, type="float32"),
         derived={"level_m": DerivedScale(source="pressure", multiply=0.1, unit="m")},
     )
-    assert derive(profile, {"pressure": _decoded(None)}) == [DerivedValue("level_m", None, "m")]
+    assert derive(profile, {"pressure": None}) == [DerivedValue("level_m", None, "m")]
     assert derive(profile, {}) == []  # not read this poll: nothing, like the point itself
 
 
@@ -199,11 +220,11 @@ def test_decimals_from_needs_an_integer_register() -> None:
         ModbusPoint(name="p", address=0, decimals_from="p")
 
 
-def test_devices_of_one_profile_share_its_decoder_and_it_goes_with_the_profile() -> None:
+def test_devices_of_one_profile_share_its_poll_plan_and_it_goes_with_the_profile() -> None:
     profile = _profile(DECIMALS, PRESSURE)
-    decoder = ProfileDecoder.of(profile)
-    assert ProfileDecoder.of(profile) is decoder and id(profile) in _SHARED
+    plan = PollPlan.of(profile)
+    assert PollPlan.of(profile) is plan and id(profile) in _SHARED
     key = id(profile)
-    del profile, decoder
+    del profile, plan
     gc.collect()
     assert key not in _SHARED  # a profile replaced at a config reload does not stay alive through it

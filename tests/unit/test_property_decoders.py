@@ -29,12 +29,14 @@ from drivers.anpr.mqtt import PlateDecoder
 from drivers.anpr.push import PushDecoder
 from drivers.anpr.receiver import PushCamera, PushReceiver
 from drivers.anpr.registry import Category, Vehicle, VehicleRegistry
+from drivers.derived import derive
 from drivers.errors import DecodeError
 from drivers.modbus_device import ModbusDeviceDriver
 from drivers.mqtt_device import MqttJsonDecoder
+from drivers.poll_plan import PollPlan
 from drivers.profiles import HttpPushProfile, ModbusProfile, MqttProfile, ProfileLibrary
 from drivers.profiles.schema import ModbusPoint
-from drivers.registers import Decoded, decode_point, point_decoder
+from drivers.registers import Decoded, decode_point, decode_points, point_decoder
 from drivers.sim.anpr_camera import PushCameraSimulator
 from drivers.stats import DeviceStats
 from drivers.transports.modbus import ModbusEndpoint
@@ -275,28 +277,42 @@ words_st = st.sampled_from(FAULT_WORDS) | st.integers(0, 0xFFFF)
 def test_modbus_registers_decode_to_finite_or_bad(name: str, data: st.DataObject) -> None:
     """Random register words (sensor-fault codes among them) through the driver's own decode path:
     every value is a finite number, a flag or a label with quality good, or quality bad; a declared
-    sentinel is never a good value."""
+    sentinel is never a good value; and every value is the reference `decode_points`' (with the
+    derived points of `derive` over those)."""
     profile = LIBRARY.get(name)
     assert isinstance(profile, ModbusProfile)
-    chunks = []
-    for point in profile.points:
-        if point.table in ("coil", "discrete"):
-            chunks.append((point, [int(data.draw(st.booleans()))]))
+    plan = PollPlan.of(profile)
+    blocks, chunks = [], []
+    for block, slots in zip(plan.blocks, plan.slots, strict=True):
+        if not slots:
+            continue  # the DSE alarm-nibble block: decoded by decode_nibbles
+        if block.table in ("coil", "discrete"):
+            words = [int(data.draw(st.booleans())) for _ in range(block.count)]
         else:
-            chunks.append((point, [data.draw(words_st) for _ in range(point.words)]))
+            words = [data.draw(words_st) for _ in range(block.count)]
+        blocks.append((slots, words))
+        chunks += [(p, words[p.address - block.address :][: p.words]) for p in block.points]
     # The poll's own decode step (decode, derive, quality), without a socket: none is opened before a poll.
     endpoint = cast(ModbusEndpoint, object())  # never used: this test polls nothing
     driver = ModbusDeviceDriver("e1", "dev", profile, endpoint, 1, 1.0, 2, DeviceStats(), SystemClock())
-    items = driver._point_readings(chunks, NOW_NS)
+    items = driver._point_readings(blocks, NOW_NS)
     _check_items(items, "e1", "dev")
     by_name = {item.point: item for item in items if isinstance(item, Reading)}
+    reference = decode_points(chunks, profile)
+    assert set(by_name) == set(reference) | set(profile.derived)
     for point, words in chunks:
-        reading = by_name[point.name]
+        reading, expected = by_name[point.name], reference[point.name].value
+        assert reading.quality is (Quality.BAD if expected is None else Quality.GOOD), (point.name, words)
+        if expected is not None:
+            assert repr(reading.value) == repr(expected), (point.name, words)
         if reading.quality is Quality.GOOD and isinstance(reading.value, float):
             assert math.isfinite(reading.value)
         plain = len(words) == 1 and point.bit is None and point.bits is None
         if plain and (words[0] & 0xFFFF) in point.sentinels:
             assert reading.quality is Quality.BAD, (point.name, words)
+    for derived in derive(profile, {name: d.value for name, d in reference.items()}):
+        reading = by_name[derived.name]
+        assert reading.value == (0 if derived.value is None else derived.value), derived
 
 
 # -- the failing examples the properties found (kept as plain regressions) ---------------------------
@@ -363,8 +379,14 @@ async def test_push_receiver_answers_hostile_bodies_without_a_server_error() -> 
 
 
 # -- the compiled decoders (drivers/registers.point_decoder) against the reference decode_point -------
-def _same(a: Decoded, b: Decoded) -> bool:
-    return repr(a) == repr(b)  # NaN raws compare equal this way
+def _compiled(point: ModbusPoint, profile: ModbusProfile, words: list[int], pad: int, decimals: Any) -> Any:
+    """The compiled decoder's value for `words`, found `pad` words into a block (as a driver calls it)."""
+    block = [0x5A5A] * pad + words + [0xA5A5] * pad
+    return point_decoder(point, profile)(block, pad, decimals)
+
+
+def _same(compiled: Any, reference: Decoded) -> bool:
+    return repr(compiled) == repr(reference.value)  # -0.0 is not 0.0, 1 is not 1.0 or True
 
 
 decimals_st = st.none() | st.integers(-2, 9) | st.sampled_from([1.0, 2.5, math.nan, True, "x"])
@@ -379,7 +401,7 @@ def test_compiled_decoders_agree_with_decode_point_on_library_points(name: str, 
     for point in profile.points:
         words = [data.draw(words_st) for _ in range(point.words)]
         decimals = data.draw(decimals_st)
-        compiled = point_decoder(point, profile)(words, decimals)
+        compiled = _compiled(point, profile, words, data.draw(st.integers(0, 3)), decimals)
         assert _same(compiled, decode_point(words, point, profile, decimals)), (point.name, words, decimals)
 
 
@@ -431,5 +453,5 @@ def test_compiled_decoders_agree_with_decode_point_on_any_point(
     point, profile = case
     words = [data.draw(words_st) for _ in range(point.words)]
     decimals = data.draw(decimals_st)
-    compiled = point_decoder(point, profile)(words, decimals)
+    compiled = _compiled(point, profile, words, data.draw(st.integers(0, 3)), decimals)
     assert _same(compiled, decode_point(words, point, profile, decimals)), (point, words, decimals)
