@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -95,9 +96,10 @@ class Instance:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def count_in_log(self, needle: str) -> int:
+    def sum_in_log(self, pattern: str) -> int:
+        """The sum of `pattern`'s first group (a count) over every line of the log that matches it."""
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return text.count(needle)
+        return sum(int(match.group(1)) for match in re.finditer(pattern, text))
 
 
 async def split_evenly(nodes: list[Instance], estates: int) -> bool:
