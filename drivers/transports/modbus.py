@@ -13,7 +13,10 @@ in a row) without what the endpoint makes redundant: its lock (the endpoint hold
 `asyncio.wait_for` per request (a task-free waiter, a timer and a cancelled timer left in the loop's
 heap, ~13 µs a request on the bench machine, a sixth of the whole read). The reply timeout is a
 `Backstop` (drivers/backstop.py: one timer for many requests). Same frames, same checks, same
-exceptions; a pymodbus without the parts it uses gets `client.execute` (`_lean_context`).
+exceptions; a pymodbus without the parts it uses gets `client.execute` (`_lean_context`). One thing it
+does better: a connection the device closes while a request waits fails that request at once as a lost
+connection (pymodbus lets it wait out its timeout and calls it one), so a converter's reboot is reported
+as what it is and the next poll reconnects without waiting.
 """
 
 from __future__ import annotations
@@ -87,6 +90,10 @@ class ModbusEndpoint:
         self.hang_guard = Backstop()
         self._reply_timer = Backstop()  # the request's own timeout (`timeout`), see the module doc
         self._ctx = _lean_context(self._client)
+        self._waiting: asyncio.Future[ModbusPDU] | None = None  # the lean exchange's reply, while awaited
+        if self._ctx is not None:
+            self._on_disconnect = self._ctx.callback_disconnected  # pymodbus' own, called first
+            self._ctx.callback_disconnected = self._disconnected
         self._lock = asyncio.Lock()
         self._connect_failures = 0
         self._next_connect = 0.0
@@ -179,7 +186,7 @@ class ModbusEndpoint:
             raise ConnectionException(f"Not connected[{self.label}]")
         request.transaction_id = ctx.getNextTID()
         ctx.recv_buffer = b""
-        reply = ctx.response_future = asyncio.get_running_loop().create_future()
+        reply = self._waiting = ctx.response_future = asyncio.get_running_loop().create_future()
         ctx.pdu_send(request)
         try:
             with self._reply_timer(self.timeout):
@@ -190,6 +197,8 @@ class ModbusEndpoint:
             else:
                 ctx.count_until_disconnect -= 1
             raise
+        finally:
+            self._waiting = None
         ctx.count_until_disconnect = ctx.max_until_disconnect
         if request.dev_id and response.dev_id != request.dev_id:
             raise ModbusIOException(f"request to device id {request.dev_id}, reply from {response.dev_id}")
@@ -198,6 +207,13 @@ class ModbusEndpoint:
                 f"request transaction id {request.transaction_id}, reply {response.transaction_id}"
             )
         return response
+
+    def _disconnected(self, exc: Exception | None) -> None:
+        """pymodbus' connection-lost callback, then the request awaiting a reply fails: none can come."""
+        self._on_disconnect(exc)
+        waiting = self._waiting
+        if waiting is not None and not waiting.done():
+            waiting.set_exception(ConnectionException(f"connection lost while waiting for a reply ({exc})"))
 
     def _forget_late_reply(self) -> None:
         """RTU frames carry no transaction id: a slow unit's late reply would be taken as the answer to
@@ -240,7 +256,7 @@ class ModbusEndpoint:
 
 
 _LEAN_PARTS = ("transport", "getNextTID", "recv_buffer", "response_future", "pdu_send", "connection_lost",
-               "count_until_disconnect", "max_until_disconnect")  # fmt: skip
+               "callback_disconnected", "count_until_disconnect", "max_until_disconnect")  # fmt: skip
 
 
 def _lean_context(client: AsyncModbusTcpClient) -> Any:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from drivers.errors import DriverTimeout
+from drivers.errors import DriverConnectionError, DriverTimeout
 from drivers.modbus_device import ModbusDeviceDriver
 from drivers.profiles import ModbusProfile, ProfileLibrary
 from drivers.sim import DeviceFault, GeneratorModel, ModbusSimServer
@@ -231,3 +231,39 @@ async def test_a_reply_for_another_unit_or_transaction_is_not_taken(lean: bool, 
         for handler in handlers:  # 3.11: closing the server leaves its connections' handlers running
             handler.cancel()
         await asyncio.gather(*handlers, return_exceptions=True)
+
+
+async def test_a_connection_closed_while_a_request_waits_fails_it_at_once_and_the_next_reconnects() -> None:
+    """A converter that reboots mid-request (a raw Modbus TCP server closes the connection after reading
+    the request): the lean exchange reports a lost connection at once, not a timeout after `timeout`
+    seconds, and the next read connects again and gets its reply."""
+    connections: list[asyncio.Task[None]] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(asyncio.current_task())  # type: ignore[arg-type]
+        try:
+            while request := await reader.read(12):  # MBAP (7) + FC03 request PDU (5)
+                if len(connections) == 1:
+                    return  # the first connection: closed with the request unanswered
+                pdu = bytes([3, 2, 0x12, 0x34])  # FC03, 2 bytes, one register 0x1234
+                writer.write(request[0:4] + (len(pdu) + 1).to_bytes(2, "big") + request[6:7] + pdu)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    endpoint = ModbusEndpoint("127.0.0.1", server.sockets[0].getsockname()[1], timeout=2.0)
+    try:
+        started = time.monotonic()
+        with pytest.raises(DriverConnectionError, match="connection lost while waiting for a reply"):
+            await endpoint.read("holding", 0, 1, 5)
+        assert time.monotonic() - started < 1.0, "failed at once, not after the 2 s reply timeout"
+        assert await endpoint.read("holding", 0, 1, 5) == [0x1234]
+        assert len(connections) == 2
+    finally:
+        endpoint.close()
+        server.close()
+        await server.wait_closed()
+        for handler in connections:  # 3.11: closing the server leaves its connections' handlers running
+            handler.cancel()
+        await asyncio.gather(*connections, return_exceptions=True)
