@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -195,37 +196,31 @@ async def test_values_go_stale_not_frozen_when_the_device_goes_offline(rig: Rig)
     assert not [r for r in rig.got if r.quality is Quality.STALE]
 
 
-@pytest.mark.parametrize("lean", [True, False])
-@pytest.mark.parametrize("wrong", ["unit", "transaction"])
-async def test_a_reply_for_another_unit_or_transaction_is_not_taken(lean: bool, wrong: str) -> None:
-    """A converter that answers with the wrong unit id or transaction id (a raw Modbus TCP server on a
-    real socket): the read fails as a timeout, its registers are never taken for the asked unit's."""
+Reply = Callable[[int, bytes], bytes | None]  # (connection number from 1, request) → reply, None: close
 
+
+@contextlib.asynccontextmanager
+async def raw_modbus_server(reply: Reply) -> AsyncIterator[tuple[int, list[asyncio.Task[None]]]]:
+    """A Modbus TCP server on a real socket that answers FC03 requests as `reply` says, for faults the
+    simulator does not make; yields its port and its connections' handlers."""
     handlers: list[asyncio.Task[None]] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         handlers.append(asyncio.current_task())  # type: ignore[arg-type]
+        number = len(handlers)
         try:
             while request := await reader.read(12):  # MBAP (7) + FC03 request PDU (5)
-                tid, unit = int.from_bytes(request[0:2], "big"), request[6]
-                tid, unit = (tid + 1, unit) if wrong == "transaction" else (tid, unit + 1)
-                pdu = bytes([3, 2, 0x12, 0x34])  # FC03, 2 bytes, one register 0x1234
-                mbap = tid.to_bytes(2, "big") + b"\0\0" + (len(pdu) + 1).to_bytes(2, "big") + bytes([unit])
-                writer.write(mbap + pdu)
+                if (answer := reply(number, request)) is None:
+                    return
+                writer.write(answer)
                 await writer.drain()
         finally:
             writer.close()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    endpoint = ModbusEndpoint("127.0.0.1", port, timeout=0.3)
-    if not lean:
-        endpoint._ctx = None
     try:
-        with pytest.raises(DriverTimeout):
-            await endpoint.read("holding", 0, 1, 5)
+        yield server.sockets[0].getsockname()[1], handlers
     finally:
-        endpoint.close()
         server.close()
         await server.wait_closed()
         for handler in handlers:  # 3.11: closing the server leaves its connections' handlers running
@@ -233,37 +228,49 @@ async def test_a_reply_for_another_unit_or_transaction_is_not_taken(lean: bool, 
         await asyncio.gather(*handlers, return_exceptions=True)
 
 
-async def test_a_connection_closed_while_a_request_waits_fails_it_at_once_and_the_next_reconnects() -> None:
-    """A converter that reboots mid-request (a raw Modbus TCP server closes the connection after reading
-    the request): the lean exchange reports a lost connection at once, not a timeout after `timeout`
-    seconds, and the next read connects again and gets its reply."""
-    connections: list[asyncio.Task[None]] = []
+def one_register(tid: int, unit: int) -> bytes:
+    """An FC03 reply of one register, 0x1234, with this MBAP transaction id and unit."""
+    pdu = bytes([3, 2, 0x12, 0x34])
+    return tid.to_bytes(2, "big") + b"\0\0" + (len(pdu) + 1).to_bytes(2, "big") + bytes([unit]) + pdu
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(asyncio.current_task())  # type: ignore[arg-type]
+
+@pytest.mark.parametrize("lean", [True, False])
+@pytest.mark.parametrize("wrong", ["unit", "transaction"])
+async def test_a_reply_for_another_unit_or_transaction_is_not_taken(lean: bool, wrong: str) -> None:
+    """A converter that answers with the wrong unit id or transaction id: the read fails as a timeout,
+    its registers are never taken for the asked unit's."""
+
+    def misaddressed(_connection: int, request: bytes) -> bytes:
+        tid, unit = int.from_bytes(request[0:2], "big"), request[6]
+        return one_register(tid + 1, unit) if wrong == "transaction" else one_register(tid, unit + 1)
+
+    async with raw_modbus_server(misaddressed) as (port, _handlers):
+        endpoint = ModbusEndpoint("127.0.0.1", port, timeout=0.3)
+        if not lean:
+            endpoint._ctx = None
         try:
-            while request := await reader.read(12):  # MBAP (7) + FC03 request PDU (5)
-                if len(connections) == 1:
-                    return  # the first connection: closed with the request unanswered
-                pdu = bytes([3, 2, 0x12, 0x34])  # FC03, 2 bytes, one register 0x1234
-                writer.write(request[0:4] + (len(pdu) + 1).to_bytes(2, "big") + request[6:7] + pdu)
-                await writer.drain()
+            with pytest.raises(DriverTimeout):
+                await endpoint.read("holding", 0, 1, 5)
         finally:
-            writer.close()
+            endpoint.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    endpoint = ModbusEndpoint("127.0.0.1", server.sockets[0].getsockname()[1], timeout=2.0)
-    try:
-        started = time.monotonic()
-        with pytest.raises(DriverConnectionError, match="connection lost while waiting for a reply"):
-            await endpoint.read("holding", 0, 1, 5)
-        assert time.monotonic() - started < 1.0, "failed at once, not after the 2 s reply timeout"
-        assert await endpoint.read("holding", 0, 1, 5) == [0x1234]
-        assert len(connections) == 2
-    finally:
-        endpoint.close()
-        server.close()
-        await server.wait_closed()
-        for handler in connections:  # 3.11: closing the server leaves its connections' handlers running
-            handler.cancel()
-        await asyncio.gather(*connections, return_exceptions=True)
+
+async def test_a_connection_closed_while_a_request_waits_fails_it_at_once_and_the_next_reconnects() -> None:
+    """A converter that reboots mid-request (the first connection is closed after the request is read):
+    the lean exchange reports a lost connection at once, not a timeout after `timeout` seconds, and the
+    next read connects again and gets its reply."""
+
+    def first_dropped(connection: int, request: bytes) -> bytes | None:
+        return None if connection == 1 else one_register(int.from_bytes(request[0:2], "big"), request[6])
+
+    async with raw_modbus_server(first_dropped) as (port, connections):
+        endpoint = ModbusEndpoint("127.0.0.1", port, timeout=2.0)
+        try:
+            started = time.monotonic()
+            with pytest.raises(DriverConnectionError, match="connection lost while waiting for a reply"):
+                await endpoint.read("holding", 0, 1, 5)
+            assert time.monotonic() - started < 1.0, "failed at once, not after the 2 s reply timeout"
+            assert await endpoint.read("holding", 0, 1, 5) == [0x1234]
+            assert len(connections) == 2
+        finally:
+            endpoint.close()
