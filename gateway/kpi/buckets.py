@@ -42,16 +42,22 @@ class Bucket:
         self.labels.setdefault(key, list(labels))
 
     def merge(self, other: Bucket) -> None:
+        """Add `other` in (a month is 28-31 merged days, every KPI round: no call per entry here)."""
+        sums, samples, slots, alarms = self.sums, self.samples, self.slots, self.alarms
         for name, value in other.sums.items():
-            self.add(name, value)
+            sums[name] = sums.get(name, 0.0) + value
         for name, values in other.samples.items():
-            self.samples.setdefault(name, []).extend(values)
+            if name in samples:
+                samples[name].extend(values)
+            else:
+                samples[name] = list(values)
         for slot, count in other.slots.items():
-            self.slots[slot] = self.slots.get(slot, 0) + count
+            slots[slot] = slots.get(slot, 0) + count
         for key, count in other.alarms.items():
-            self.alarms[key] = self.alarms.get(key, 0) + count
-        for key, labels in other.labels.items():
-            self.labels.setdefault(key, labels)
+            alarms[key] = alarms.get(key, 0) + count
+        labels = self.labels
+        for key, names in other.labels.items():
+            labels.setdefault(key, names)
 
     def get(self, name: str) -> float:
         return self.sums.get(name, 0.0)

@@ -287,9 +287,7 @@ class App:
             gateway_id=self.config.gateway_id,
             health=self.health,
             open_incidents=lambda: open_incident_counts(self.service, [e for e in estates if self._runs(e)]),
-            kpis=lambda: [
-                (v.estate, v.period, v.name, v.value) for v in self.kpi.snapshot() if self._runs(v.estate)
-            ],
+            kpis=self._owned_kpi_rows,
             alarm=self.service.apply,  # "metrics spool failing" (disk full) as a gateway health alarm
             estates=estates,
         )
@@ -315,13 +313,17 @@ class App:
             self.mqtt_out = MqttIngress(self._broker_settings(client_id, None), [], self.clock, outbox)
             egress = IncidentEgress(outbox, config.gateway_id)
             self.service.listeners.append(egress)
-            if config.mqtt.kpi_interval > 0:
-
-                def owned_kpis() -> list[KpiValue]:
-                    return [v for v in self.kpi.snapshot() if self._runs(v.estate)]
-
-                self.kpi_egress = KpiEgress(outbox, config.gateway_id, owned_kpis, config.mqtt.kpi_interval)
+            if (interval := config.mqtt.kpi_interval) > 0:
+                self.kpi_egress = KpiEgress(outbox, config.gateway_id, self._owned_kpis, interval)
         return sink, egress
+
+    async def _owned_kpis(self) -> list[KpiValue]:
+        """The KPIs of the estates this instance runs, computed a few estates per loop turn."""
+        owned = None if self.cluster is None else frozenset(self.cluster.ownership.owned)
+        return [v for v in await self.kpi.paced_snapshot(owned) if self._runs(v.estate)]
+
+    async def _owned_kpi_rows(self) -> list[tuple[str, str, str, float]]:
+        return [(v.estate, v.period, v.name, v.value) for v in await self._owned_kpis()]
 
     def _runs(self, estate: str) -> bool:
         """This instance processes the estate (always, unless several instances share the estates)."""

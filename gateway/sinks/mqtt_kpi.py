@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import orjson
 
@@ -28,17 +28,17 @@ log = logging.getLogger(__name__)
 
 class KpiEgress:
     def __init__(
-        self, outbox: Outbox, gateway_id: str, kpis: Callable[[], list[KpiValue]], interval: float
+        self, outbox: Outbox, gateway_id: str, kpis: Callable[[], Awaitable[list[KpiValue]]], interval: float
     ) -> None:
         self.outbox, self.gateway_id, self.kpis, self.interval = outbox, gateway_id, kpis, interval
         self._sent: dict[str, dict[str, float]] = {}  # topic → the values last offered
         self.offered = 0
         self.failures = 0
 
-    def publish_changed(self) -> int:
+    async def publish_changed(self) -> int:
         """Offer every estate's KPIs whose values changed; how many were offered."""
         grouped: dict[tuple[str, str], dict[str, float]] = {}
-        for kpi in self.kpis():
+        for kpi in await self.kpis():
             grouped.setdefault((kpi.estate, kpi.name), {})[kpi.period] = kpi.value
         offered, now = 0, time.time()
         for (estate, name), values in grouped.items():
@@ -58,7 +58,7 @@ class KpiEgress:
         live on in the KPI engine, so nothing is lost but that round's messages)."""
         while True:
             try:
-                self.publish_changed()
+                await self.publish_changed()
             except Exception:
                 self.failures += 1
                 log.exception("mqtt kpi: publishing the KPIs failed; again in %.0fs", self.interval)
