@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,18 @@ def test_bench_quick_prints_every_row() -> None:
         assert line is not None, f"no row {row!r} in:\n{table}"
         assert line.rstrip().endswith((" yes", " no")), line
     assert "machine" in lines and any(ln.strip().startswith("cores") for ln in lines)
+
+
+def test_kpi_round_quick_prints_both_ways() -> None:
+    """`bench/kpi_round.py --quick` (half a second): both ways measured on the same filled engine."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "kpi_round.py"), "--quick"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("KPI round: 20 estates") and " 0 incidents" not in lines[0], lines[0]
+    for way in ("at once (snapshot, baseline)", "paced (paced_snapshot)"):
+        assert any(ln.startswith(way) and ln.count(" ms ") == 2 for ln in lines), proc.stdout
+    assert any(ln.startswith("longest hold, paced / at once: ") for ln in lines), proc.stdout

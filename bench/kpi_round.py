@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""A KPI round of the sinks (InfluxDB `kpi`, MQTT `estate-gateway/{estate}/kpi/...`): how long it holds
+the event loop, computed at once (`KpiEngine.snapshot`, the baseline: what the sinks did before) and
+paced (`KpiEngine.paced_snapshot`, what they do now), in the same run.
+
+Method. One process, a `KpiEngine` for `--estates` estates (default 250, the scale target) of 16 devices
+each (gates, ANPR barriers, a fire panel with 8 points, septic alarms, a generator), fed through its public
+interfaces (`observe`, `on_incident_changes`) with a manual clock for `--days` days of a month (default
+24: late in the month, when the month's figures merge the most day buckets). Each estate and day: a few
+devices go offline and come back, gate and plate events every hour, `--alarms` alarms (default 12) that
+open incidents acknowledged after 1-10 min and resolved after 10-120 min. Then, in an event loop whose
+heap is frozen as `estate-gateway run` freezes it, each way runs `--repeats` times beside a task that
+takes every loop turn it gets and records the gaps between them: the longest gap is the longest an alarm
+arriving during the round would have waited before the loop got to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import platform
+import random
+import resource
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from gateway.alerts import DeviceInfo, Transition
+from gateway.config.kpi import KpiConfig
+from gateway.incidents import IncidentChange
+from gateway.kpi import KpiEngine, KpiEstate
+from gateway.model import DeviceEvent, Incident, IncidentState, ManualClock, Priority, Reading, TimelineEntry
+
+TZ = ZoneInfo("Asia/Shanghai")
+ALARM_RULES = ("gate_door_forced", "gate_door_held", "septic_high_pressure", "generator_low_fuel", "fire")
+EVENT_KINDS = ("card_granted", "card_denied", "plate_recognized", "plate_unknown")
+
+
+def devices_of(estate: str) -> tuple[DeviceInfo, ...]:
+    fire_points = tuple(f"1-00{i}.{s}" for i in range(1, 5) for s in ("fire", "fault"))
+    return (
+        *(DeviceInfo(estate, f"gate-{i}", "access_gate") for i in range(8)),
+        *(DeviceInfo(estate, f"anpr-{i}", "plate_barrier") for i in range(2)),
+        DeviceInfo(estate, "panel-1", "fire_panel", points=fire_points),
+        *(DeviceInfo(estate, f"septic-{i}", "septic_pressure") for i in range(4)),
+        DeviceInfo(estate, "gen-1", "generator", points=("control_mode", "fuel_level", "engine_state")),
+    )
+
+
+class Month:
+    """The engine and the stream that fills it, day by day."""
+
+    def __init__(self, estates: int, days: int, alarms: int, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.start = datetime(2026, 11, 1, tzinfo=TZ).timestamp()
+        self.clock = ManualClock(self.start)
+        self.specs = [KpiEstate(f"e{i:03d}", devices=devices_of(f"e{i:03d}")) for i in range(estates)]
+        self.engine = KpiEngine(self.specs, KpiConfig(), self.clock)
+        self.days, self.alarms, self.incident_id = days, alarms, 0
+
+    def fill(self) -> None:
+        for spec in self.specs:  # every device heard from at the start
+            self._read([Reading(self._ns(), spec.id, d.device, "online", True) for d in spec.devices])
+        for _day in range(self.days):
+            plan = {spec.id: self._day_plan(spec) for spec in self.specs}
+            for hour in range(24):
+                self.clock.advance(3600)
+                for spec in self.specs:
+                    self._hour(spec, hour, plan[spec.id])
+
+    def _day_plan(self, spec: KpiEstate) -> dict[int, list[tuple[str, str]]]:
+        """hour → the alarms (device, rule) raised in it."""
+        plan: dict[int, list[tuple[str, str]]] = {}
+        for _ in range(self.alarms):
+            device = self.rng.choice(spec.devices).device
+            plan.setdefault(self.rng.randrange(24), []).append((device, self.rng.choice(ALARM_RULES)))
+        return plan
+
+    def _hour(self, spec: KpiEstate, hour: int, plan: dict[int, list[tuple[str, str]]]) -> None:
+        estate, rng, ns = spec.id, self.rng, self._ns()
+        events = [
+            DeviceEvent(ns, estate, f"gate-{rng.randrange(8)}", rng.choice(EVENT_KINDS), {"direction": "in"})
+            for _ in range(6)
+        ]
+        flaky = f"gate-{rng.randrange(8)}"
+        self._read([*events, Reading(ns, estate, flaky, "online", hour % 6 != 3)])
+        for device, rule in plan.get(hour, []):
+            self._alarm(estate, device, rule)
+
+    def _alarm(self, estate: str, device: str, rule: str) -> None:
+        now, key = self.clock.now(), f"{estate}/{device}/{rule}"
+        for active in (True, False):
+            t = Transition(key, estate, device, rule, Priority.HIGH, active, now, None, "报警", "alarm")
+            self.engine.observe([], [t])
+        self.incident_id += 1
+        inc = Incident(
+            id=self.incident_id, estate=estate, device=device, rule=rule, alarm_key=key,
+            priority=Priority.HIGH, state=IncidentState.OPEN, title=rule, opened_at=now, updated_at=now,
+        )  # fmt: skip
+        changed = self.engine.on_incident_changes
+        changed([IncidentChange(inc, new=True, entries=[TimelineEntry(now, "opened")])])
+        acked = now + self.rng.uniform(60, 600)
+        inc.state, inc.acknowledged_at = IncidentState.ACKNOWLEDGED, acked
+        changed([IncidentChange(inc, entries=[TimelineEntry(acked, "acknowledged")])])
+        done = acked + self.rng.uniform(600, 7200)
+        inc.state, inc.resolved_at, inc.cause = IncidentState.RESOLVED, done, "real"
+        changed([IncidentChange(inc, entries=[TimelineEntry(done, "resolved")])])
+
+    def _read(self, items: list[Any]) -> None:
+        self.engine.observe(items, [])
+
+    def _ns(self) -> int:
+        return int(self.clock.now() * 1e9)
+
+
+async def held(round_: Callable[[], Awaitable[object]]) -> tuple[float, float]:
+    """(longest gap between the loop turns of a task beside the round, the round's wall time), seconds."""
+    gaps: list[float] = []
+    done = False
+
+    async def turns() -> None:
+        last = time.perf_counter()
+        while not done:
+            await asyncio.sleep(0)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    beside = asyncio.create_task(turns())
+    await asyncio.sleep(0)
+    started = time.perf_counter()
+    await round_()
+    took = time.perf_counter() - started
+    done = True
+    await beside
+    return max(gaps), took
+
+
+async def at_once(engine: KpiEngine) -> None:
+    engine.snapshot()  # what the sinks called before: every estate in one loop turn
+
+
+async def measure(engine: KpiEngine, repeats: int) -> dict[str, list[tuple[float, float]]]:
+    ways: dict[str, Callable[[], Awaitable[object]]] = {
+        "at once (snapshot, baseline)": lambda: at_once(engine),
+        "paced (paced_snapshot)": engine.paced_snapshot,
+    }
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
+    for _ in range(repeats):  # interleaved, so drift hits both alike
+        for name, way in ways.items():
+            results[name].append(await held(way))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--estates", type=int, default=250)
+    parser.add_argument("--days", type=int, default=24, help="days of the month filled (1-30)")
+    parser.add_argument("--alarms", type=int, default=12, help="alarms per estate and day")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="20 estates, 5 days, 3 repeats")
+    a = parser.parse_args()
+    if a.quick:
+        a.estates, a.days, a.repeats = 20, 5, 3
+    month = Month(a.estates, min(max(a.days, 1), 30), a.alarms, a.seed)
+    started = time.perf_counter()
+    month.fill()
+    fill_s = time.perf_counter() - started
+    values = len(month.engine.snapshot())
+    gc.collect()
+    gc.freeze()  # as `estate-gateway run` does once ready (gateway/runtime/heap.py)
+    results = asyncio.run(measure(month.engine, a.repeats))
+    print(f"KPI round: {a.estates} estates x 16 devices, {a.days} days of November filled "
+          f"({month.incident_id:,} incidents, fill {fill_s:.1f} s), {values:,} values a round, "
+          f"{a.repeats} repeats, medians (max)")  # fmt: skip
+    print(f"{'way':32s} {'longest loop hold':>22s} {'round wall time':>22s}")
+    for name, runs in results.items():
+        holds, walls = [r[0] * 1000 for r in runs], [r[1] * 1000 for r in runs]
+        print(f"{name:32s} {statistics.median(holds):12.1f} ms ({max(holds):5.1f}) "
+              f"{statistics.median(walls):12.1f} ms ({max(walls):5.1f})")  # fmt: skip
+    base, paced = (statistics.median(r[0] for r in runs) for runs in results.values())
+    print(f"longest hold, paced / at once: {paced / base:.1%}")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
+          f"peak RSS {rss:.0f} MiB")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
