@@ -9,10 +9,10 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from gateway.alerts import DeviceInfo, Transition
 from gateway.config.kpi import KpiConfig
@@ -26,6 +26,7 @@ from gateway.model import Clock, Item
 log = logging.getLogger(__name__)
 PERIODS = ("day", "month", "rolling_24h")
 _HOURS_KEPT = 48
+_T = TypeVar("_T")
 PACE_BUDGET = 0.004  # s: the longest a paced snapshot holds the event loop (one estate may overrun it)
 
 
@@ -251,16 +252,21 @@ class KpiEngine:
     async def paced_snapshot(
         self, estates: Collection[str] | None = None, budget: float = PACE_BUDGET
     ) -> list[KpiValue]:
-        """`snapshot` of `estates` (None: all) for the sinks' rounds, giving the event loop back whenever
-        `budget` seconds have gone: a month is 28-31 days merged per estate, so 250 estates late in a
-        month held the loop ~100 ms at once (an alarm arriving then waited as long). Each estate's values
-        are computed at once, at its own `now`."""
-        out: list[KpiValue] = []
+        """`snapshot` of `estates` (None: all) for the sinks' rounds, `paced`."""
+        known = [e for e in (self._estates if estates is None else estates) if e in self._estates]
+        return [value for values in await self.paced(known, self.estate_values, budget) for value in values]
+
+    async def paced(
+        self, estates: Iterable[str], compute: Callable[[str], _T], budget: float = PACE_BUDGET
+    ) -> list[_T]:
+        """`compute(estate)` for each estate, giving the event loop back whenever `budget` seconds have
+        gone: a month is 28-31 day buckets merged per estate, so 250 estates late in a month held the
+        loop 100-160 ms at once (an alarm arriving then waited as long; bench/kpi_round.py). Each estate
+        is computed in one go, at its own `now`."""
+        out: list[_T] = []
         slice_end = time.perf_counter() + budget
-        for estate in list(self._estates if estates is None else estates):
-            if estate not in self._estates:
-                continue
-            out.extend(self.estate_values(estate))
+        for estate in list(estates):
+            out.append(compute(estate))
             if time.perf_counter() >= slice_end:
                 await asyncio.sleep(0)
                 slice_end = time.perf_counter() + budget
