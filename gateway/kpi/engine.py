@@ -115,6 +115,7 @@ class KpiEngine:
         self._read_at: dict[str, float] = {}  # others' estates: when refresh() last read them (monotonic)
         self._last = 0.0
         self._deleted: list[tuple[str, str, str]] = []
+        self.pace_budget = PACE_BUDGET  # the longest `paced` work holds the event loop (s)
         self.saves = 0
         self.save_failures = 0
 
@@ -250,20 +251,21 @@ class KpiEngine:
         return out
 
     async def paced_snapshot(
-        self, estates: Collection[str] | None = None, budget: float = PACE_BUDGET
+        self, estates: Collection[str] | None = None, budget: float | None = None
     ) -> list[KpiValue]:
         """`snapshot` of `estates` (None: all) for the sinks' rounds, `paced`."""
         known = [e for e in (self._estates if estates is None else estates) if e in self._estates]
         return [value for values in await self.paced(known, self.estate_values, budget) for value in values]
 
     async def paced(
-        self, estates: Iterable[str], compute: Callable[[str], _T], budget: float = PACE_BUDGET
+        self, estates: Iterable[str], compute: Callable[[str], _T], budget: float | None = None
     ) -> list[_T]:
         """`compute(estate)` for each estate, giving the event loop back whenever `budget` seconds have
         gone: a month is 28-31 day buckets merged per estate, so 250 estates late in a month held the
         loop 100-160 ms at once (an alarm arriving then waited as long; bench/kpi_round.py). Each estate
         is computed in one go, at its own `now`."""
         out: list[_T] = []
+        budget = self.pace_budget if budget is None else budget
         slice_end = time.perf_counter() + budget
         for estate in list(estates):
             out.append(compute(estate))
@@ -298,25 +300,33 @@ class KpiEngine:
                 self._prune(estate_id, acc, now)
             self._deleted.clear()
             return
-        rows: list[tuple[str, str, str, str]] = []
-        for estate_id, acc in self._estates.items():
+        for estate_id, acc in self._estates.items():  # others' estates: theirs to save
             if self.owned is not None and estate_id not in self.owned:
-                continue
+                acc.dirty.clear()
+        taken: dict[str, set[tuple[str, str]]] = {}  # estate → the dirty keys its rows below carry
+
+        def rows_of(estate_id: str) -> list[tuple[str, str, str, str]]:
+            """One estate's changed buckets, taken in one go (a change after this turn stays dirty)."""
+            acc = self._estates[estate_id]
             acc.settle(now)
             self._prune(estate_id, acc, now)
-            for kind, key in sorted(acc.dirty):
+            taken[estate_id], acc.dirty = acc.dirty, set()
+            rows = []
+            for kind, key in sorted(taken[estate_id]):
                 bucket = acc.days.get(date.fromisoformat(key)) if kind == "day" else acc.hours.get(int(key))
                 if bucket is not None:
                     rows.append((estate_id, kind, key, bucket.to_json()))
             rows.append((estate_id, "state", "pending", _pending_json(acc.pending)))
-        deleted, dirty = self._deleted, {e: set(a.dirty) for e, a in self._estates.items()}
-        for acc in self._estates.values():
-            acc.dirty.clear()
-        self._deleted = []
+            return rows
+
+        mine = [e for e in self._estates if self.owned is None or e in self.owned]
+        deleted: list[tuple[str, str, str]] = []
         try:
+            rows = [row for estate_rows in await self.paced(mine, rows_of) for row in estate_rows]
+            deleted, self._deleted = self._deleted, []
             await self.store.save_kpi_buckets(rows, deleted)
-        except Exception:
-            for estate_id, keys in dirty.items():  # try them again next time
+        except BaseException:  # failed or cancelled (a stop mid-save): what was taken is saved next time
+            for estate_id, keys in taken.items():
                 self._estates[estate_id].dirty |= keys
             self._deleted = deleted + self._deleted
             raise
