@@ -28,6 +28,7 @@ from gateway.store.sqlite_accounts import MIGRATION_ACCOUNTS, SqliteAccounts
 from gateway.store.sqlite_commands import MIGRATION_COMMANDS, SqliteCommands
 from gateway.store.sqlite_kpi import MIGRATION_KPI, SqliteKpi
 from gateway.store.sqlite_patrol import MIGRATION_PATROL, SqlitePatrol
+from gateway.store.sqlite_tx import transaction
 
 if TYPE_CHECKING:
     from gateway.incidents.manager import IncidentChange
@@ -304,7 +305,7 @@ class SqliteStore(SqliteAccounts, SqliteKpi, SqliteCommands, SqlitePatrol):
 
     async def add_visitor_pass(self, record: VisitorPass) -> VisitorPass:
         def write(conn: sqlite3.Connection) -> VisitorPass:
-            with conn:
+            with transaction(conn):
                 cursor = conn.execute(
                     "INSERT INTO visitor_passes (estate, plate, label, valid_from, valid_until, created_by, "
                     "created_at) VALUES (?,?,?,?,?,?,?)",
@@ -317,7 +318,7 @@ class SqliteStore(SqliteAccounts, SqliteKpi, SqliteCommands, SqlitePatrol):
 
     async def delete_visitor_pass(self, estate: str, pass_id: int) -> VisitorPass | None:
         def write(conn: sqlite3.Connection) -> VisitorPass | None:
-            with conn:
+            with transaction(conn):
                 row = conn.execute(
                     f"SELECT {_PASS_COLUMNS} FROM visitor_passes WHERE id=? AND estate=?", (pass_id, estate)
                 ).fetchone()
@@ -330,7 +331,7 @@ class SqliteStore(SqliteAccounts, SqliteKpi, SqliteCommands, SqlitePatrol):
         """Passes not yet ended; ended ones are deleted here (the audit trail keeps who made them)."""
 
         def read(conn: sqlite3.Connection) -> list[VisitorPass]:
-            with conn:
+            with transaction(conn):
                 conn.execute("DELETE FROM visitor_passes WHERE valid_until <= ?", (now,))
             rows = conn.execute(f"SELECT {_PASS_COLUMNS} FROM visitor_passes ORDER BY id").fetchall()
             return [VisitorPass(*row) for row in rows]
@@ -341,7 +342,7 @@ class SqliteStore(SqliteAccounts, SqliteKpi, SqliteCommands, SqlitePatrol):
         """Insert steps; a step already planned (same incident, step, repeat) is left as it is."""
 
         def write(conn: sqlite3.Connection) -> int:
-            with conn:
+            with transaction(conn):
                 cursor = conn.executemany(
                     "INSERT OR IGNORE INTO escalation_steps "
                     "(incident_id, policy, step, repeat, due_at, state) VALUES (?,?,?,?,?,'pending')",
@@ -372,7 +373,7 @@ class SqliteStore(SqliteAccounts, SqliteKpi, SqliteCommands, SqlitePatrol):
         acknowledged, resolved or closed meanwhile are cancelled."""
 
         def claim(conn: sqlite3.Connection) -> list[EscalationStep]:
-            with conn:
+            with transaction(conn):
                 conn.execute(
                     "UPDATE escalation_steps SET state='cancelled' WHERE state IN ('pending','firing') "
                     "AND incident_id IN (SELECT id FROM incidents WHERE state <> 'open')"
@@ -402,7 +403,7 @@ class SqliteStore(SqliteAccounts, SqliteKpi, SqliteCommands, SqlitePatrol):
         estates, claimed by nobody, by the scope's claimer or by an instance not in `live`."""
 
         def write(conn: sqlite3.Connection) -> int:
-            with conn:
+            with transaction(conn):
                 if scope is None:
                     sql = "UPDATE escalation_steps SET state='pending' WHERE state='firing'"
                     return conn.execute(sql).rowcount
@@ -423,7 +424,7 @@ class SqliteStore(SqliteAccounts, SqliteKpi, SqliteCommands, SqlitePatrol):
 
     async def finish_steps(self, step_ids: list[int]) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            with conn:
+            with transaction(conn):
                 done = [(step_id,) for step_id in step_ids]
                 conn.executemany("UPDATE escalation_steps SET state='done' WHERE id=?", done)
 
@@ -433,7 +434,7 @@ class SqliteStore(SqliteAccounts, SqliteKpi, SqliteCommands, SqlitePatrol):
         """Give claimed steps back (pending), not to be claimed before `until`: grouped with the next."""
 
         def write(conn: sqlite3.Connection) -> None:
-            with conn:
+            with transaction(conn):
                 conn.executemany(
                     "UPDATE escalation_steps SET state='pending', hold_until=? WHERE id=?",
                     [(until, step_id) for step_id in step_ids],

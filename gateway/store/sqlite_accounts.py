@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from gateway.auth.records import ApiKey, Session, User
+from gateway.store.sqlite_tx import transaction
 
 T = TypeVar("T")
 
@@ -72,7 +73,7 @@ class SqliteAccounts:
 
     async def save_user(self, user: User) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            with conn:
+            with transaction(conn):
                 conn.execute(
                     f"INSERT OR REPLACE INTO users ({_USER}) VALUES (?,?,?,?,?,?,?,?,?)",
                     (user.username, user.display_name, user.role, json.dumps(list(user.estates)),
@@ -83,7 +84,7 @@ class SqliteAccounts:
 
     async def add_session(self, session: Session) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            with conn:
+            with transaction(conn):
                 conn.execute(
                     f"INSERT INTO sessions ({_SESSION}) VALUES (?,?,?,?,?,?,?)",
                     (session.digest, session.username, session.created_at, session.last_seen,
@@ -106,14 +107,14 @@ class SqliteAccounts:
 
     async def touch_session(self, digest: bytes, ts: float) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            with conn:
+            with transaction(conn):
                 conn.execute("UPDATE sessions SET last_seen=? WHERE digest=?", (ts, digest))
 
         await self._run(write)
 
     async def revoke_session(self, digest: bytes, ts: float) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            with conn:
+            with transaction(conn):
                 conn.execute(
                     "UPDATE sessions SET revoked_at=? WHERE digest=? AND revoked_at IS NULL", (ts, digest)
                 )
@@ -122,7 +123,7 @@ class SqliteAccounts:
 
     async def add_api_key(self, key: ApiKey) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            with conn:
+            with transaction(conn):
                 conn.execute(
                     f"INSERT INTO api_keys ({_KEY}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (key.key_id, key.name, key.owner, key.role, json.dumps(list(key.estates)), key.digest,
@@ -147,7 +148,7 @@ class SqliteAccounts:
 
     async def revoke_api_key(self, key_id: str, ts: float) -> bool:
         def write(conn: sqlite3.Connection) -> bool:
-            with conn:
+            with transaction(conn):
                 cur = conn.execute(
                     "UPDATE api_keys SET revoked_at=? WHERE key_id=? AND revoked_at IS NULL", (ts, key_id)
                 )
@@ -157,14 +158,14 @@ class SqliteAccounts:
 
     async def touch_api_key(self, key_id: str, ts: float) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            with conn:
+            with transaction(conn):
                 conn.execute("UPDATE api_keys SET last_used_at=? WHERE key_id=?", (ts, key_id))
 
         await self._run(write)
 
     async def revoke_credentials(self, username: str, ts: float) -> int:
         def write(conn: sqlite3.Connection) -> int:
-            with conn:
+            with transaction(conn):
                 sessions = conn.execute(
                     "UPDATE sessions SET revoked_at=? WHERE username=? AND revoked_at IS NULL", (ts, username)
                 ).rowcount

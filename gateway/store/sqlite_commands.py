@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from gateway.auth.two_person import CommandRequest, State
+from gateway.store.sqlite_tx import transaction
 
 T = TypeVar("T")
 
@@ -51,7 +52,7 @@ class SqliteCommands:
 
     async def add_command_request(self, request: CommandRequest) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            with conn:
+            with transaction(conn):
                 conn.execute(
                     f"INSERT INTO command_requests ({COLUMNS}) VALUES ({','.join('?' * 14)})",
                     command_values(request),
@@ -84,7 +85,7 @@ class SqliteCommands:
         self, request_id: str, state: State, by: str, at: float
     ) -> CommandRequest | None:
         def write(conn: sqlite3.Connection) -> CommandRequest | None:
-            with conn:
+            with transaction(conn):
                 cur = conn.execute(
                     "UPDATE command_requests SET state=?, decided_by=?, decided_at=? "
                     "WHERE id=? AND state='pending' AND expires_at > ?",
@@ -99,7 +100,7 @@ class SqliteCommands:
 
     async def finish_command_request(self, request_id: str, outcome: str, detail: str) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            with conn:
+            with transaction(conn):
                 conn.execute(
                     "UPDATE command_requests SET outcome=?, detail=? WHERE id=?",
                     (outcome, detail, request_id),

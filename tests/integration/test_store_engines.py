@@ -122,6 +122,21 @@ async def test_escalation_rows_plan_claim_hold_release(make_store: StoreFactory)
     await store.close()
 
 
+async def test_an_escalation_plan_is_written_whole_or_not_at_all(make_store: StoreFactory) -> None:
+    """A plan cut part-way (here a row the database refuses; in the kill -9 fault test, a kill) leaves no
+    row behind: SQLite's autocommit connection once committed each row of the batch on its own, so an
+    incident kept its first step only, counted as planned, and its second step was never sent."""
+    store, svc = await _opened(make_store)
+    await svc.apply([tr(True, "e1/d1/a", 1.0)])
+    plan = [EscalationStep(None, 1, "fire", 0, 0, 1.0), EscalationStep(None, 1, "fire", 1, 0, 4.0)]
+    with pytest.raises(StoreError):
+        await store.plan_escalation([*plan, EscalationStep(None, 999, "fire", 0, 0, 1.0)])  # no incident 999
+    assert await store.unplanned_incidents() == [1]  # still to plan: nothing of the batch stayed
+    assert await store.plan_escalation(plan) == 2
+    assert [(s.step, s.due_at) for s in await store.claim_due_steps(5.0)] == [(0, 1.0), (1, 4.0)]
+    await store.close()
+
+
 async def test_accounts_sessions_keys(make_store: StoreFactory) -> None:
     store = make_store()
     await store.open()
