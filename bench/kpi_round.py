@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
-"""A KPI round of the sinks (InfluxDB `kpi`, MQTT `estate-gateway/{estate}/kpi/...`): how long it holds
-the event loop, computed at once (`KpiEngine.snapshot`, the baseline: what the sinks did before) and
-paced (`KpiEngine.paced_snapshot`, what they do now), in the same run.
+"""The KPI engine's periodic work over every estate, and how long it holds the event loop: a sinks' round
+(InfluxDB `kpi`, MQTT `estate-gateway/{estate}/kpi/...`) and a save of the changed buckets, each done at
+once (the baseline: `snapshot`, and a save with `pace_budget` infinite, which is what both did before)
+and paced (`paced_snapshot`, a save with the default `PACE_BUDGET`), in the same run.
 
 Method. One process, a `KpiEngine` for `--estates` estates (default 250, the scale target) of 16 devices
 each (gates, ANPR barriers, a fire panel with 8 points, septic alarms, a generator), fed through its public
 interfaces (`observe`, `on_incident_changes`) with a manual clock for `--days` days of a month (default
 24: late in the month, when the month's figures merge the most day buckets). Each estate and day: a few
 devices go offline and come back, gate and plate events every hour, `--alarms` alarms (default 12) that
-open incidents acknowledged after 1-10 min and resolved after 10-120 min. Then, in an event loop whose
-heap is frozen as `estate-gateway run` freezes it, each way runs `--repeats` times beside a task that
-takes every loop turn it gets and records the gaps between them: the longest gap is the longest an alarm
-arriving during the round would have waited before the loop got to it.
+open incidents acknowledged after 1-10 min and resolved after 10-120 min. The month is saved once to a
+real SQLite store (not timed); each timed save follows an hour of the stream, a steady save's worth of
+changes. In an event loop whose heap is frozen as `estate-gateway run` freezes it, each way runs
+`--repeats` times, interleaved, beside a task that takes every loop turn it gets and records the gaps
+between them: the longest gap is the longest an alarm arriving meanwhile would have waited for the loop.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import platform
 import random
 import resource
 import statistics
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,7 +37,9 @@ from gateway.alerts import DeviceInfo, Transition
 from gateway.config.kpi import KpiConfig
 from gateway.incidents import IncidentChange
 from gateway.kpi import KpiEngine, KpiEstate
+from gateway.kpi.engine import PACE_BUDGET
 from gateway.model import DeviceEvent, Incident, IncidentState, ManualClock, Priority, Reading, TimelineEntry
+from gateway.store import SqliteStore
 
 TZ = ZoneInfo("Asia/Shanghai")
 ALARM_RULES = ("gate_door_forced", "gate_door_held", "septic_high_pressure", "generator_low_fuel", "fire")
@@ -144,15 +150,41 @@ async def at_once(engine: KpiEngine) -> None:
     engine.snapshot()  # what the sinks called before: every estate in one loop turn
 
 
-async def measure(engine: KpiEngine, repeats: int) -> dict[str, list[tuple[float, float]]]:
-    ways: dict[str, Callable[[], Awaitable[object]]] = {
-        "at once (snapshot, baseline)": lambda: at_once(engine),
-        "paced (paced_snapshot)": engine.paced_snapshot,
-    }
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
-    for _ in range(repeats):  # interleaved, so drift hits both alike
-        for name, way in ways.items():
-            results[name].append(await held(way))
+def an_hour(month: Month) -> None:
+    """An hour of the stream: a steady save's changes (not timed)."""
+    for spec in month.specs:
+        month._hour(spec, 12, {})
+    month.clock.advance(3600)
+
+
+async def save_with(month: Month, budget: float) -> None:
+    month.engine.pace_budget = budget
+    try:
+        await month.engine.save()
+    finally:
+        month.engine.pace_budget = PACE_BUDGET
+
+
+async def measure(month: Month, repeats: int, store: SqliteStore) -> dict[str, list[tuple[float, float]]]:
+    engine = month.engine
+    engine.store = store
+    await store.open()
+    try:
+        await engine.save()  # the month so far, once (not timed): then each save holds an hour's changes
+        ways: dict[str, Callable[[], Awaitable[object]]] = {
+            "round at once (snapshot, baseline)": lambda: at_once(engine),
+            "round paced (paced_snapshot)": engine.paced_snapshot,
+            "save at once (baseline)": lambda: save_with(month, float("inf")),
+            "save paced": lambda: save_with(month, PACE_BUDGET),
+        }
+        results: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
+        for _ in range(repeats):  # interleaved, so drift hits both alike
+            for name, way in ways.items():
+                if name.startswith("save"):
+                    an_hour(month)
+                results[name].append(await held(way))
+    finally:
+        await store.close()
     return results
 
 
@@ -174,17 +206,20 @@ def main() -> None:
     values = len(month.engine.snapshot())
     gc.collect()
     gc.freeze()  # as `estate-gateway run` does once ready (gateway/runtime/heap.py)
-    results = asyncio.run(measure(month.engine, a.repeats))
+    with tempfile.TemporaryDirectory(prefix="kpi-round-") as tmp:
+        results = asyncio.run(measure(month, a.repeats, SqliteStore(Path(tmp) / "kpi.db")))
     print(f"KPI round: {a.estates} estates x 16 devices, {a.days} days of November filled "
           f"({month.incident_id:,} incidents, fill {fill_s:.1f} s), {values:,} values a round, "
           f"{a.repeats} repeats, medians (max)")  # fmt: skip
-    print(f"{'way':32s} {'longest loop hold':>22s} {'round wall time':>22s}")
+    print(f"{'way':36s} {'longest loop hold':>22s} {'wall time':>22s}")
     for name, runs in results.items():
         holds, walls = [r[0] * 1000 for r in runs], [r[1] * 1000 for r in runs]
-        print(f"{name:32s} {statistics.median(holds):12.1f} ms ({max(holds):5.1f}) "
+        print(f"{name:36s} {statistics.median(holds):12.1f} ms ({max(holds):5.1f}) "
               f"{statistics.median(walls):12.1f} ms ({max(walls):5.1f})")  # fmt: skip
-    base, paced = (statistics.median(r[0] for r in runs) for runs in results.values())
-    print(f"longest hold, paced / at once: {paced / base:.1%}")
+    hold = {name: statistics.median(r[0] for r in runs) for name, runs in results.items()}
+    for what in ("round", "save"):
+        base, paced = (v for k, v in hold.items() if k.startswith(what))
+        print(f"longest hold, {what} paced / at once: {paced / base:.1%}")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
           f"peak RSS {rss:.0f} MiB")  # fmt: skip

@@ -63,7 +63,7 @@ def test_bench_quick_prints_every_row() -> None:
 
 
 def test_kpi_round_quick_prints_both_ways() -> None:
-    """`bench/kpi_round.py --quick` (half a second): both ways measured on the same filled engine."""
+    """`bench/kpi_round.py --quick` (a second): both ways of a round and of a save, on one filled engine."""
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "kpi_round.py"), "--quick"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
@@ -72,6 +72,7 @@ def test_kpi_round_quick_prints_both_ways() -> None:
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("KPI round: 20 estates") and " 0 incidents" not in lines[0], lines[0]
-    for way in ("at once (snapshot, baseline)", "paced (paced_snapshot)"):
+    for way in ("round at once", "round paced", "save at once", "save paced"):
         assert any(ln.startswith(way) and ln.count(" ms ") == 2 for ln in lines), proc.stdout
-    assert any(ln.startswith("longest hold, paced / at once: ") for ln in lines), proc.stdout
+    for what in ("round", "save"):
+        assert any(ln.startswith(f"longest hold, {what} paced / at once: ") for ln in lines), proc.stdout
