@@ -19,11 +19,12 @@ __all__ = ["transaction"]
 
 @contextlib.contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT around the block; ROLLBACK if it raises (then the error goes on)."""
+    """BEGIN IMMEDIATE ... COMMIT around the block; ROLLBACK if it raises (the error goes on as it was)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite ends it itself on some errors (disk full, I/O): nothing to undo
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
