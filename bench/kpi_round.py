@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""The KPI engine's periodic work over every estate, and how long it holds the event loop: a sinks' round
-(InfluxDB `kpi`, MQTT `estate-gateway/{estate}/kpi/...`) and a save of the changed buckets, each done at
-once (the baseline: `snapshot`, and a save with `pace_budget` infinite, which is what both did before)
-and paced (`paced_snapshot`, a save with the default `PACE_BUDGET`), in the same run.
+"""The KPI engine's periodic work over every estate, and how long it holds the event loop: the InfluxDB
+sink's KPI round (the figures of every estate, then their lines: `kpi_lines`) and a save of the changed
+buckets, each done at once (the baseline: `snapshot` and every line in one turn, a save with
+`pace_budget` infinite: what both did before) and paced (`paced_snapshot` and `kpi_lines` as the sink
+calls them, a save with the default `PACE_BUDGET`), in the same run.
 
 Method. One process, a `KpiEngine` for `--estates` estates (default 250, the scale target) of 16 devices
 each (gates, ANPR barriers, a fire panel with 8 points, septic alarms, a generator), fed through its public
@@ -37,8 +38,10 @@ from gateway.alerts import DeviceInfo, Transition
 from gateway.config.kpi import KpiConfig
 from gateway.incidents import IncidentChange
 from gateway.kpi import KpiEngine, KpiEstate
-from gateway.kpi.engine import PACE_BUDGET
 from gateway.model import DeviceEvent, Incident, IncidentState, ManualClock, Priority, Reading, TimelineEntry
+from gateway.pacing import PACE_BUDGET
+from gateway.sinks.influx import kpi_lines
+from gateway.sinks.lines import LineEncoder
 from gateway.store import SqliteStore
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -146,8 +149,14 @@ async def held(round_: Callable[[], Awaitable[object]]) -> tuple[float, float]:
     return max(gaps), took
 
 
-async def at_once(engine: KpiEngine) -> None:
-    engine.snapshot()  # what the sinks called before: every estate in one loop turn
+async def round_at_once(engine: KpiEngine, encoder: LineEncoder) -> None:
+    """What the InfluxDB sink did before: every estate's figures, then every line, in one loop turn."""
+    await kpi_lines(encoder, engine.snapshot(), 1, budget=float("inf"))
+
+
+async def round_paced(engine: KpiEngine, encoder: LineEncoder) -> None:
+    """What it does now (`InfluxSink.poll_kpis` on `App._owned_kpis`)."""
+    await kpi_lines(encoder, await engine.paced_snapshot(), 1)
 
 
 def an_hour(month: Month) -> None:
@@ -166,14 +175,14 @@ async def save_with(month: Month, budget: float) -> None:
 
 
 async def measure(month: Month, repeats: int, store: SqliteStore) -> dict[str, list[tuple[float, float]]]:
-    engine = month.engine
+    engine, encoder = month.engine, LineEncoder()
     engine.store = store
     await store.open()
     try:
         await engine.save()  # the month so far, once (not timed): then each save holds an hour's changes
         ways: dict[str, Callable[[], Awaitable[object]]] = {
-            "round at once (snapshot, baseline)": lambda: at_once(engine),
-            "round paced (paced_snapshot)": engine.paced_snapshot,
+            "round at once (baseline)": lambda: round_at_once(engine, encoder),
+            "round paced": lambda: round_paced(engine, encoder),
             "save at once (baseline)": lambda: save_with(month, float("inf")),
             "save paced": lambda: save_with(month, PACE_BUDGET),
         }

@@ -8,11 +8,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 from gateway.alerts import DeviceInfo, Transition
 from gateway.config.kpi import KpiConfig
@@ -22,17 +21,17 @@ from gateway.kpi.buckets import HOUR, Bucket, total
 from gateway.kpi.compute import kpis, rates, top_alarms
 from gateway.kpi.estate import EstateKpi, KpiEstate, Pending
 from gateway.model import Clock, Item
+from gateway.pacing import PACE_BUDGET, paced
 
 log = logging.getLogger(__name__)
 PERIODS = ("day", "month", "rolling_24h")
 _HOURS_KEPT = 48
 _T = TypeVar("_T")
-PACE_BUDGET = 0.004  # s: the longest a paced snapshot holds the event loop (one estate may overrun it)
 
 
-@dataclass(frozen=True)
-class KpiValue:
-    """One KPI of one estate for one period, as the sink writes it (measurement `kpi`)."""
+class KpiValue(NamedTuple):
+    """One KPI of one estate for one period, as the sink writes it (measurement `kpi`): a row of the
+    InfluxDB sink's KPI source as it is (23,000 a round at 250 estates: no copy into tuples)."""
 
     estate: str
     period: str  # day | month | rolling_24h
@@ -260,19 +259,10 @@ class KpiEngine:
     async def paced(
         self, estates: Iterable[str], compute: Callable[[str], _T], budget: float | None = None
     ) -> list[_T]:
-        """`compute(estate)` for each estate, giving the event loop back whenever `budget` seconds have
-        gone: a month is 28-31 day buckets merged per estate, so 250 estates late in a month held the
-        loop 100-160 ms at once (an alarm arriving then waited as long; bench/kpi_round.py). Each estate
-        is computed in one go, at its own `now`."""
-        out: list[_T] = []
-        budget = self.pace_budget if budget is None else budget
-        slice_end = time.perf_counter() + budget
-        for estate in list(estates):
-            out.append(compute(estate))
-            if time.perf_counter() >= slice_end:
-                await asyncio.sleep(0)
-                slice_end = time.perf_counter() + budget
-        return out
+        """`compute(estate)` for each estate, `gateway.pacing.paced` (a month is 28-31 day buckets merged
+        per estate: 250 estates late in a month held the loop ~160 ms at once). Each estate is computed in
+        one go, at its own `now`."""
+        return await paced(estates, compute, self.pace_budget if budget is None else budget)
 
     # -- persistence -----------------------------------------------------------------------------
     async def load(self, estates: Collection[str] | None = None) -> None:

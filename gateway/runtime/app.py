@@ -287,7 +287,7 @@ class App:
             gateway_id=self.config.gateway_id,
             health=self.health,
             open_incidents=lambda: open_incident_counts(self.service, [e for e in estates if self._runs(e)]),
-            kpis=self._owned_kpi_rows,
+            kpis=self._owned_kpis,
             alarm=self.service.apply,  # "metrics spool failing" (disk full) as a gateway health alarm
             estates=estates,
         )
@@ -319,11 +319,10 @@ class App:
 
     async def _owned_kpis(self) -> list[KpiValue]:
         """The KPIs of the estates this instance runs, computed a few estates per loop turn."""
-        owned = None if self.cluster is None else frozenset(self.cluster.ownership.owned)
-        return [v for v in await self.kpi.paced_snapshot(owned) if self._runs(v.estate)]
-
-    async def _owned_kpi_rows(self) -> list[tuple[str, str, str, float]]:
-        return [(v.estate, v.period, v.name, v.value) for v in await self._owned_kpis()]
+        if self.cluster is None:
+            return await self.kpi.paced_snapshot()
+        values = await self.kpi.paced_snapshot(frozenset(self.cluster.ownership.owned))
+        return [v for v in values if self._runs(v.estate)]  # an estate handed over during the round
 
     def _runs(self, estate: str) -> bool:
         """This instance processes the estate (always, unless several instances share the estates)."""

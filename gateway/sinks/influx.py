@@ -38,6 +38,7 @@ from gateway.alerts import Transition
 from gateway.config.schema import InfluxConfig
 from gateway.incidents.manager import IncidentChange
 from gateway.ingest import Item
+from gateway.pacing import PACE_BUDGET, paced
 from gateway.sinks.lines import LineEncoder
 from gateway.sinks.spool import Spool
 from gateway.sinks.spool_alarm import SpoolAlarm
@@ -388,12 +389,7 @@ class InfluxSink:
         if self.kpis is None:
             return
         ts_ns = round(self.clock() * 1e9)
-        lines = [
-            line
-            for estate, period, name, value in await _resolve(self.kpis())
-            if (line := self.encoder.kpi(estate, period, name, value, ts_ns)) is not None
-        ]
-        self.enqueue(lines)
+        self.enqueue(await kpi_lines(self.encoder, await _resolve(self.kpis()), ts_ns))
 
     # -- shutdown and figures --------------------------------------------------------------------
     async def close(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - a budget, as in Pipeline.stop
@@ -464,6 +460,18 @@ class InfluxSink:
             "spool_corrupt_records": self.spool.corrupt_records,
             "spool_failing": int(self.spool_alarm.failing),
         }
+
+
+async def kpi_lines(
+    encoder: LineEncoder, rows: Iterable[tuple[str, str, str, float]], ts_ns: int, budget: float = PACE_BUDGET
+) -> list[str]:
+    """A KPI round's lines (measurement `kpi`), `paced`: ~4.5 us a line, 23,000 lines at 250 estates."""
+
+    def line(row: tuple[str, str, str, float]) -> str | None:
+        estate, period, name, value = row
+        return encoder.kpi(estate, period, name, value, ts_ns)
+
+    return [text for text in await paced(rows, line, budget) if text is not None]
 
 
 async def _resolve(result: Any) -> Any:

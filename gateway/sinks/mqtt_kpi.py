@@ -19,6 +19,7 @@ import orjson
 
 from drivers.transports.mqtt_outbox import Outbox
 from gateway.kpi.engine import KpiValue
+from gateway.pacing import paced
 from gateway.sinks.mqtt_egress import PREFIX
 
 __all__ = ["KpiEgress"]
@@ -40,15 +41,19 @@ class KpiEgress:
         grouped: dict[tuple[str, str], dict[str, float]] = {}
         for kpi in await self.kpis():
             grouped.setdefault((kpi.estate, kpi.name), {})[kpi.period] = kpi.value
-        offered, now = 0, time.time()
-        for (estate, name), values in grouped.items():
+        now = time.time()
+
+        def offer(group: tuple[tuple[str, str], dict[str, float]]) -> bool:
+            (estate, name), values = group
             topic = f"{PREFIX}/{estate}/kpi/{name}"
             if self._sent.get(topic) == values:
-                continue
+                return False
             body = {"estate": estate, "name": name, "gateway": self.gateway_id, "values": values, "ts": now}
             self.outbox.offer(topic, topic, orjson.dumps(body), True, send=False)
             self._sent[topic] = values
-            offered += 1
+            return True
+
+        offered = sum(await paced(grouped.items(), offer))  # 5,750 messages at 250 estates: ~24 ms at once
         self.outbox.send()
         self.offered += offered
         return offered

@@ -13,6 +13,8 @@ from gateway.config.kpi import KpiConfig
 from gateway.kpi import KpiEngine, KpiEstate
 from gateway.kpi.buckets import Bucket, total
 from gateway.model import ManualClock, Reading
+from gateway.sinks.influx import kpi_lines
+from gateway.sinks.lines import LineEncoder
 from gateway.store import Store
 from tests.integration.postgres import StoreFactory
 
@@ -84,6 +86,17 @@ async def test_paced_snapshot_has_the_same_values_and_gives_the_loop_back() -> N
     at_once = await _turns_during(asyncio.create_task(engine.paced_snapshot(budget=60.0)), turns)
     assert at_once == whole
     assert turns[0] <= 1  # within the budget: held, as `snapshot` does (the counter's own first turn)
+
+
+async def test_the_influx_round_lines_are_paced_too() -> None:
+    """The sink's lines of a round (~4.5 us each, 23,000 at 250 estates) are not made in one turn either."""
+    engine, _clock = _engine(["a", "b"])
+    rows, encoder = engine.snapshot(), LineEncoder()
+    whole = await kpi_lines(encoder, rows, 7, budget=60.0)
+    assert len(whole) == len(rows) and all(line.startswith("kpi,") and line.endswith(" 7") for line in whole)
+    turns = [0]
+    assert await _turns_during(asyncio.create_task(kpi_lines(encoder, rows, 7, budget=0.0)), turns) == whole
+    assert turns[0] >= len(rows)
 
 
 async def test_paced_snapshot_of_some_estates() -> None:
