@@ -170,8 +170,7 @@ class SqliteStore(SqliteAccounts, SqliteKpi, SqliteCommands, SqlitePatrol):
             assert self._conn is not None, "store is not open"
             try:
                 return fn(self._conn)
-            except sqlite3.Error as exc:
-                self._conn.rollback()
+            except sqlite3.Error as exc:  # a write's transaction is rolled back already (sqlite_tx)
                 raise StoreError(f"sqlite {self.path}: {exc}") from exc
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
@@ -205,41 +204,40 @@ class SqliteStore(SqliteAccounts, SqliteKpi, SqliteCommands, SqlitePatrol):
             return
 
         def write(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            for change in changes:
-                inc = change.incident
-                row = _row(inc)
-                if change.new:
-                    cur = conn.execute(_INSERT, row)
-                    assert cur.lastrowid is not None
-                    inc.id = cur.lastrowid
-                else:
-                    conn.execute(
-                        _UPDATE,
-                        (*row, inc.id),
+            with transaction(conn):
+                for change in changes:
+                    inc = change.incident
+                    row = _row(inc)
+                    if change.new:
+                        cur = conn.execute(_INSERT, row)
+                        assert cur.lastrowid is not None
+                        inc.id = cur.lastrowid
+                    else:
+                        conn.execute(
+                            _UPDATE,
+                            (*row, inc.id),
+                        )
+                    conn.executemany(
+                        "INSERT INTO incident_alarms (incident_id, alarm_key, state) VALUES (?,?,?) "
+                        "ON CONFLICT (incident_id, alarm_key) DO UPDATE SET state = excluded.state",
+                        [(inc.id, key, state) for key, state in inc.members.items()],
                     )
-                conn.executemany(
-                    "INSERT INTO incident_alarms (incident_id, alarm_key, state) VALUES (?,?,?) "
-                    "ON CONFLICT (incident_id, alarm_key) DO UPDATE SET state = excluded.state",
-                    [(inc.id, key, state) for key, state in inc.members.items()],
-                )
-                conn.executemany(
-                    "INSERT INTO timeline (incident_id, ts, action, actor, detail) VALUES (?,?,?,?,?)",
-                    [
-                        (inc.id, e.ts, e.action, e.actor, json.dumps(e.detail, ensure_ascii=False))
-                        for e in change.entries
-                    ],
-                )
-            for key, groups in (windows or {}).items():
-                if any(groups.values()):
-                    conn.execute(
-                        "INSERT INTO rule_windows (alarm_key, state) VALUES (?, ?) "
-                        "ON CONFLICT (alarm_key) DO UPDATE SET state = excluded.state",
-                        (key, json.dumps(groups)),
+                    conn.executemany(
+                        "INSERT INTO timeline (incident_id, ts, action, actor, detail) VALUES (?,?,?,?,?)",
+                        [
+                            (inc.id, e.ts, e.action, e.actor, json.dumps(e.detail, ensure_ascii=False))
+                            for e in change.entries
+                        ],
                     )
-                else:
-                    conn.execute("DELETE FROM rule_windows WHERE alarm_key = ?", (key,))
-            conn.execute("COMMIT")
+                for key, groups in (windows or {}).items():
+                    if any(groups.values()):
+                        conn.execute(
+                            "INSERT INTO rule_windows (alarm_key, state) VALUES (?, ?) "
+                            "ON CONFLICT (alarm_key) DO UPDATE SET state = excluded.state",
+                            (key, json.dumps(groups)),
+                        )
+                    else:
+                        conn.execute("DELETE FROM rule_windows WHERE alarm_key = ?", (key,))
 
         await self._run(write)
         self.commits += 1
@@ -507,11 +505,10 @@ def _migrate(conn: sqlite3.Connection) -> None:
     for version, script in enumerate(MIGRATIONS, start=1):
         if version <= current:
             continue
-        conn.execute("BEGIN IMMEDIATE")
-        for statement in filter(str.strip, script.split(";")):
-            conn.execute(statement)
-        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-        conn.execute("COMMIT")
+        with transaction(conn):
+            for statement in filter(str.strip, script.split(";")):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
 
 
 _NAMES = tuple(_COLUMNS.split(", "))

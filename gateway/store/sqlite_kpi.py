@@ -11,6 +11,8 @@ import sqlite3
 from collections.abc import Callable
 from typing import TypeVar
 
+from gateway.store.sqlite_tx import transaction
+
 T = TypeVar("T")
 
 __all__ = ["MIGRATION_KPI", "SqliteKpi"]
@@ -35,14 +37,13 @@ class SqliteKpi:
         """Upsert rows (estate, kind, key, data) and delete (estate, kind, key), in one transaction."""
 
         def write(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(
-                "INSERT INTO kpi_buckets (estate, kind, key, data) VALUES (?,?,?,?) "
-                "ON CONFLICT (estate, kind, key) DO UPDATE SET data=excluded.data",
-                rows,
-            )
-            conn.executemany("DELETE FROM kpi_buckets WHERE estate=? AND kind=? AND key=?", deleted)
-            conn.execute("COMMIT")
+            with transaction(conn):
+                conn.executemany(
+                    "INSERT INTO kpi_buckets (estate, kind, key, data) VALUES (?,?,?,?) "
+                    "ON CONFLICT (estate, kind, key) DO UPDATE SET data=excluded.data",
+                    rows,
+                )
+                conn.executemany("DELETE FROM kpi_buckets WHERE estate=? AND kind=? AND key=?", deleted)
 
         await self._run(write)
 

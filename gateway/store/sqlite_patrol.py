@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import TypeVar
 
 from gateway.store.duties import DutyStateRow, MaintenanceRecord, TourRow
+from gateway.store.sqlite_tx import transaction
 
 T = TypeVar("T")
 
@@ -44,14 +45,13 @@ class SqlitePatrol:
         """Upsert tours (estate, route, due_at, status, JSON) in one transaction."""
 
         def write(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(
-                "INSERT INTO patrol_tours (estate, route, due_at, status, data) VALUES (?,?,?,?,?) "
-                "ON CONFLICT (estate, route, due_at) DO UPDATE "
-                "SET status=excluded.status, data=excluded.data",
-                rows,
-            )
-            conn.execute("COMMIT")
+            with transaction(conn):
+                conn.executemany(
+                    "INSERT INTO patrol_tours (estate, route, due_at, status, data) VALUES (?,?,?,?,?) "
+                    "ON CONFLICT (estate, route, due_at) DO UPDATE "
+                    "SET status=excluded.status, data=excluded.data",
+                    rows,
+                )
 
         await self._run(write)
 
@@ -76,13 +76,12 @@ class SqlitePatrol:
 
     async def save_duty_states(self, rows: list[DutyStateRow]) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(
-                "INSERT INTO maintenance_duties (estate, duty, data) VALUES (?,?,?) "
-                "ON CONFLICT (estate, duty) DO UPDATE SET data=excluded.data",
-                rows,
-            )
-            conn.execute("COMMIT")
+            with transaction(conn):
+                conn.executemany(
+                    "INSERT INTO maintenance_duties (estate, duty, data) VALUES (?,?,?) "
+                    "ON CONFLICT (estate, duty) DO UPDATE SET data=excluded.data",
+                    rows,
+                )
 
         await self._run(write)
 

@@ -5,7 +5,8 @@ begin, `BEGIN IMMEDIATE`, so a write never upgrades a read lock and deadlocks). 
 `with conn:` begins no transaction: each statement, and each row of an `executemany`, commits on its own,
 so a multi-row write cut by a kill -9 was left half done. Found by the kill -9 fault test: an incident
 whose planning was cut after its first escalation step kept that step only, and counted as planned, its
-second step was never sent.
+second step was never sent. Every write of the store goes through `transaction`, the one place that
+begins, commits and rolls back.
 """
 
 from __future__ import annotations
